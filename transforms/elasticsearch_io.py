@@ -1,0 +1,300 @@
+"""Elasticsearch vector store: connection, index mapping, bulk writes with dead letters, refresh.
+
+    written = vectors | WriteToElasticsearch(es_config)      # .indexed (ids) and .dead_letter
+    ready = written.indexed | RefreshIndex(es_config)        # singleton: count, after all writes
+
+Writes use the `index` op with deterministic `_id`s, so a retried bundle or a re-run overwrites
+instead of duplicating. Transient failures (connection errors, timeouts, 429, 5xx) are retried with
+exponential backoff; documents that Elasticsearch rejects for good go to the dead-letter output
+with its error, and the rest of the batch is indexed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from typing import Iterable, Optional
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.records import DEAD_LETTER_TAG, ConfigError, dead_letter
+
+_LOG = logging.getLogger(__name__)
+
+INDEX_OPTION_TYPES = ("hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw", "flat", "int8_flat")
+TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+
+
+@dataclasses.dataclass(frozen=True)
+class EsConfig:
+    """Where and how to reach Elasticsearch. Secrets are read from environment variables by name,
+    on the worker, so they never travel in the pipeline graph or the logs."""
+
+    url: str = "http://127.0.0.1:9200"
+    index: str = "dedup-documents"
+    api_key_env: Optional[str] = None          # name of the env var holding an API key
+    username: Optional[str] = None
+    password_env: Optional[str] = None         # name of the env var holding the password
+    ca_certs: Optional[str] = None
+    verify_certs: bool = True
+    request_timeout_s: float = 30.0
+    index_options: str = "hnsw"
+    max_retries: int = 6
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+
+    def __post_init__(self):
+        if self.index_options not in INDEX_OPTION_TYPES:
+            raise ValueError(f"index_options must be one of {INDEX_OPTION_TYPES}, got {self.index_options!r}")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"Elasticsearch URL must start with http:// or https://, got {self.url!r}")
+        if self.index != self.index.lower() or not self.index:
+            raise ValueError(f"Elasticsearch index names are lower case and non-empty: {self.index!r}")
+
+    def client(self):
+        """A new Elasticsearch client (call once per DoFn instance, in setup())."""
+        from elasticsearch import Elasticsearch
+
+        kwargs = {"request_timeout": self.request_timeout_s, "verify_certs": self.verify_certs,
+                  "retry_on_timeout": False, "max_retries": 0}
+        if self.ca_certs:
+            kwargs["ca_certs"] = self.ca_certs
+        if self.api_key_env:
+            kwargs["api_key"] = _require_env(self.api_key_env)
+        elif self.username:
+            kwargs["basic_auth"] = (self.username, _require_env(self.password_env) if self.password_env else "")
+        return Elasticsearch(self.url, **kwargs)
+
+
+def _require_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"environment variable {name} is not set (it should hold an Elasticsearch secret)")
+    return value
+
+
+def index_mapping(dims: int, index_options: str = "hnsw") -> dict:
+    """Settings and mapping of a vector index: strict fields, cosine dense_vector, explicit index_options."""
+    options: dict = {"type": index_options}
+    if "hnsw" in index_options:
+        options.update({"m": 16, "ef_construction": 100})
+    return {
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "30s"},
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                "doc_id": {"type": "keyword"},
+                "unit_type": {"type": "keyword"},
+                "title": {"type": "text"},
+                "url": {"type": "keyword"},
+                "lang": {"type": "keyword"},
+                "content_hash": {"type": "keyword"},
+                "model": {"type": "keyword"},
+                "vector": {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine",
+                           "index_options": options},
+            },
+        },
+    }
+
+
+def ensure_index(client, index: str, dims: int, index_options: str = "hnsw") -> bool:
+    """Creates the index if absent; True if created. Safe when several workers race to create it."""
+    from elasticsearch import BadRequestError
+
+    if client.indices.exists(index=index):
+        return False
+    body = index_mapping(dims, index_options)
+    try:
+        client.indices.create(index=index, settings=body["settings"], mappings=body["mappings"])
+        return True
+    except BadRequestError as exc:
+        if "resource_already_exists_exception" in str(exc):
+            return False
+        raise
+
+
+def check_cluster(config: EsConfig) -> dict:
+    """Pre-flight: fails fast with a clear message when the cluster is unreachable or refuses us."""
+    from elasticsearch import ApiError, AuthenticationException, TransportError
+
+    try:
+        client = config.client()
+    except RuntimeError as exc:  # a secret's environment variable is missing
+        raise ConfigError(str(exc)) from None
+    try:
+        return dict(client.cluster.health(wait_for_status="yellow", timeout="30s"))
+    except AuthenticationException as exc:
+        raise ConfigError(f"Elasticsearch at {config.url} rejected the credentials ({exc.meta.status})") from None
+    except (TransportError, ApiError) as exc:
+        raise ConfigError(f"Elasticsearch at {config.url} is not reachable or not healthy: "
+                           f"{type(exc).__name__}: {exc}") from None
+    finally:
+        client.close()
+
+
+def document_id(doc_id: str, unit_type: str = "document", model: str = "") -> str:
+    """Deterministic Elasticsearch _id of one unit's vector (the same input always overwrites itself)."""
+    return hashlib.sha1(f"{unit_type}\x1f{doc_id}\x1f{model}".encode("utf-8")).hexdigest()
+
+
+def _is_transient(status: int) -> bool:
+    return status in TRANSIENT_STATUS
+
+
+class _BulkWriteFn(beam.DoFn):
+    """Embedding dict -> indexed doc id; rejected ones -> DeadLetter. Batches by count and bytes."""
+
+    def __init__(self, config: EsConfig, batch_size: int, batch_bytes: int):
+        self.config = config
+        self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
+        self.indexed = Metrics.counter("es_write", "indexed")
+        self.failed = Metrics.counter("es_write", "failed")
+        self.retries = Metrics.counter("es_write", "retries")
+        self.bytes = Metrics.counter("es_write", "bytes")
+        self.latency = Metrics.distribution("es_write", "bulk_latency_ms")
+
+    def setup(self):
+        self.client = self.config.client()
+        self._ensured = False
+
+    def start_bundle(self):
+        self.buffer: list[tuple[dict, dict]] = []
+        self.buffer_bytes = 0
+
+    def process(self, record: dict):
+        action = {
+            "_op_type": "index",
+            "_index": self.config.index,
+            "_id": document_id(record["id"], record.get("unit_type", "document"), record.get("model", "")),
+            "_source": {k: record[k] for k in ("doc_id", "unit_type", "title", "url", "lang", "content_hash",
+                                               "model", "vector") if record.get(k) is not None}
+            | ({"doc_id": record["id"]} if "doc_id" not in record else {}),
+        }
+        size = len(json.dumps(action["_source"]))
+        self.buffer.append((record, action))
+        self.buffer_bytes += size
+        if len(self.buffer) >= self.batch_size or self.buffer_bytes >= self.batch_bytes:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for out in self._flush():
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, -1, [GlobalWindow()]))
+            else:
+                yield WindowedValue(out, -1, [GlobalWindow()])
+
+    def _flush(self) -> Iterable:
+        if not self.buffer:
+            return
+        batch, self.buffer, self.buffer_bytes = self.buffer, [], 0
+        if not self._ensured:
+            dims = next((len(a["_source"]["vector"]) for _, a in batch if "vector" in a["_source"]), None)
+            if dims:
+                ensure_index(self.client, self.config.index, dims, self.config.index_options)
+                self._ensured = True
+        yield from self._send_with_retries(batch)
+
+    def _send_with_retries(self, batch):
+        from elasticsearch import ConnectionError as EsConnectionError, ConnectionTimeout
+        from elasticsearch import helpers
+
+        pending = batch
+        delay = self.config.initial_backoff_s
+        for attempt in range(self.config.max_retries + 1):
+            retry: list = []
+            started = time.monotonic()
+            try:
+                results = list(helpers.streaming_bulk(
+                    self.client, (a for _, a in pending), raise_on_error=False, raise_on_exception=False,
+                    max_retries=0, chunk_size=len(pending), max_chunk_bytes=max(self.batch_bytes * 2, 1 << 20)))
+            except (EsConnectionError, ConnectionTimeout) as exc:
+                if attempt == self.config.max_retries:
+                    raise RuntimeError(f"Elasticsearch bulk failed after {attempt} retries: {exc}") from exc
+                _LOG.warning("bulk request failed (%s); retry %d in %.1f s", type(exc).__name__, attempt + 1, delay)
+                self.retries.inc()
+                time.sleep(delay)
+                delay = min(delay * 2, self.config.max_backoff_s)
+                continue
+            self.latency.update(int((time.monotonic() - started) * 1000))
+            for (record, action), (ok, item) in zip(pending, results):
+                info = next(iter(item.values()))
+                if ok:
+                    self.indexed.inc()
+                    self.bytes.inc(len(json.dumps(action["_source"])))
+                    yield record["id"]
+                elif _is_transient(int(info.get("status", 0))) or info.get("status") == "N/A":
+                    retry.append((record, action))
+                else:
+                    self.failed.inc()
+                    yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter(
+                        "es_write", "rejected_by_elasticsearch", source=record.get("source"),
+                        record_id=record["id"], detail=json.dumps(info.get("error"), default=str)[:2000]))
+            if not retry:
+                return
+            if attempt == self.config.max_retries:
+                for record, _ in retry:
+                    self.failed.inc()
+                    yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter(
+                        "es_write", "retries_exhausted", record_id=record["id"],
+                        detail=f"still failing after {attempt} retries"))
+                return
+            self.retries.inc(len(retry))
+            _LOG.warning("%d documents got a transient error; retry %d in %.1f s", len(retry), attempt + 1, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, self.config.max_backoff_s)
+            pending = retry
+
+    def teardown(self):
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+
+
+class WriteToElasticsearch(beam.PTransform):
+    """Embedding dict -> tagged `indexed` (doc ids) and `dead_letter` (DeadLetter dicts)."""
+
+    def __init__(self, config: EsConfig, *, batch_size: int = 500, batch_bytes: int = 8 << 20):
+        super().__init__()
+        self.config = config
+        self.batch_size = batch_size
+        self.batch_bytes = batch_bytes
+
+    def expand(self, records):
+        return records | "BulkIndex" >> beam.ParDo(
+            _BulkWriteFn(self.config, self.batch_size, self.batch_bytes)).with_outputs(
+                DEAD_LETTER_TAG, main="indexed")
+
+
+class RefreshIndex(beam.PTransform):
+    """PCollection (anything) -> singleton count, emitted after the index was refreshed.
+
+    Use it as a side input to make searches wait until every write before it is visible.
+    """
+
+    def __init__(self, config: EsConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, written):
+        config = self.config
+
+        def refresh(count: int) -> int:
+            client = config.client()
+            try:
+                if client.indices.exists(index=config.index):
+                    client.indices.refresh(index=config.index)
+            finally:
+                client.close()
+            return count
+
+        return (written
+                | "CountWritten" >> beam.combiners.Count.Globally()
+                | "Refresh" >> beam.Map(refresh))

@@ -1,0 +1,113 @@
+"""kNN duplicate search in Elasticsearch: each vector's nearest neighbours above a cosine floor.
+
+    pairs = vectors | KnnDuplicates(es_config, ready=refresh_signal, min_cosine=0.9)
+
+Input: Embedding dicts {"id", "vector"}. Output: Pair dicts {"doc_a", "doc_b", "cosine", "method"}
+with doc_a < doc_b, one per pair (a pair found from both ends is emitted once, with the higher
+cosine). Queries are sent in batches through `msearch`.
+"""
+from __future__ import annotations
+
+import time
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.elasticsearch_io import EsConfig
+from transforms.records import ordered_pair
+
+
+def score_to_cosine(score: float) -> float:
+    """Elasticsearch's kNN _score for `cosine` similarity is (1 + cosine) / 2."""
+    return 2.0 * float(score) - 1.0
+
+
+class _KnnSearchFn(beam.DoFn):
+    """Embedding dict -> ((doc_a, doc_b), cosine) for every neighbour at or above min_cosine."""
+
+    def __init__(self, config: EsConfig, k: int, num_candidates: int, min_cosine: float, batch_size: int):
+        self.config = config
+        self.k = k
+        self.num_candidates = max(num_candidates, k + 1)
+        self.min_cosine = min_cosine
+        self.batch_size = batch_size
+        self.queries = Metrics.counter("knn", "queries")
+        self.hits = Metrics.counter("knn", "neighbours_above_floor")
+        self.latency = Metrics.distribution("knn", "msearch_latency_ms")
+
+    def setup(self):
+        self.client = self.config.client()
+
+    def start_bundle(self):
+        self.buffer: list[dict] = []
+
+    def process(self, record: dict, ready: int):
+        self.buffer.append(record)
+        if len(self.buffer) >= self.batch_size:
+            yield from self._search()
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow
+        from apache_beam.utils.windowed_value import WindowedValue
+
+        for out in self._search():
+            yield WindowedValue(out, -1, [GlobalWindow()])
+
+    def _search(self):
+        if not self.buffer:
+            return
+        batch, self.buffer = self.buffer, []
+        searches: list[dict] = []
+        for rec in batch:
+            searches.append({"index": self.config.index})
+            searches.append({
+                "knn": {"field": "vector", "query_vector": rec["vector"], "k": self.k + 1,
+                        "num_candidates": self.num_candidates, "similarity": self.min_cosine},
+                "_source": ["doc_id"], "size": self.k + 1})
+        started = time.monotonic()
+        response = self.client.msearch(searches=searches)
+        self.latency.update(int((time.monotonic() - started) * 1000))
+        for rec, result in zip(batch, response["responses"]):
+            if "error" in result:
+                raise RuntimeError(f"kNN search failed for {rec['id']}: {result['error']}")
+            self.queries.inc()
+            for hit in result["hits"]["hits"]:
+                other = hit["_source"]["doc_id"]
+                if other == rec["id"]:
+                    continue
+                cosine = score_to_cosine(hit["_score"])
+                if cosine < self.min_cosine:
+                    continue
+                self.hits.inc()
+                yield ordered_pair(rec["id"], other), cosine
+
+    def teardown(self):
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+
+
+class KnnDuplicates(beam.PTransform):
+    """Embedding dict -> Pair dict, deduplicated per (doc_a, doc_b).
+
+    `ready` is a singleton PCollection (e.g. RefreshIndex's output): searches start only after it.
+    """
+
+    def __init__(self, config: EsConfig, *, ready, k: int = 10, num_candidates: int = 100,
+                 min_cosine: float = 0.9, batch_size: int = 64):
+        super().__init__()
+        self.config = config
+        self.ready = ready
+        self.k = k
+        self.num_candidates = num_candidates
+        self.min_cosine = min_cosine
+        self.batch_size = batch_size
+
+    def expand(self, vectors):
+        return (vectors
+                | "Search" >> beam.ParDo(
+                    _KnnSearchFn(self.config, self.k, self.num_candidates, self.min_cosine, self.batch_size),
+                    ready=beam.pvalue.AsSingleton(self.ready))
+                | "BestPerPair" >> beam.CombinePerKey(max)
+                | "ToPair" >> beam.Map(lambda kv: {"doc_a": kv[0][0], "doc_b": kv[0][1],
+                                                   "cosine": round(kv[1], 6), "method": "knn"}))

@@ -1,0 +1,45 @@
+"""Reading a finished run back: summary.json and the duplicates table, for people and tests."""
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.sinks import join_path
+
+
+def read_summary(output: str) -> dict:
+    with FileSystems.open(join_path(output, "summary.json")) as handle:
+        return json.loads(handle.read().decode("utf-8"))
+
+
+def read_duplicates(output_or_dir: str) -> list[dict]:
+    """All rows of a run's duplicates table (Parquet parts), sorted by (doc_a, doc_b)."""
+    base = output_or_dir.rstrip("/")
+    if not base.endswith("duplicates"):
+        base = join_path(base, "duplicates")
+    rows: list[dict] = []
+    for meta in FileSystems.match([join_path(base, "*.parquet")])[0].metadata_list:
+        with FileSystems.open(meta.path) as handle:
+            rows.extend(pq.read_table(handle).to_pylist())
+    return sorted(rows, key=lambda r: (r["doc_a"], r["doc_b"]))
+
+
+def read_dead_letters(output: str) -> list[dict]:
+    rows: list[dict] = []
+    for meta in FileSystems.match([join_path(output, "dead_letter", "*.jsonl")])[0].metadata_list:
+        with FileSystems.open(meta.path) as handle:
+            rows.extend(json.loads(line) for line in handle.read().decode("utf-8").splitlines() if line)
+    return rows
+
+
+def print_run_summary(output: str, top: int = 15) -> None:
+    summary = read_summary(output)
+    pairs = read_duplicates(output)
+    counts = summary["counts"]
+    print(f"\nrun {summary['run_id']}  model={summary['model']}  cosine>={summary['cosine_threshold']}")
+    print("counts: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    print(f"{len(pairs)} duplicate pairs; the {min(top, len(pairs))} most similar:")
+    for row in sorted(pairs, key=lambda r: -r["cosine"])[:top]:
+        print(f"  {row['cosine']:.3f}  {row['doc_a']}  <->  {row['doc_b']}")

@@ -1,0 +1,89 @@
+"""Output sinks: the duplicates table (Parquet), dead letters (JSONL) and summary.json.
+
+Every sink writes into its own sub-directory of the output location (local or gs://); sinks that
+share a file-name stem delete each other's files in Beam's finalisation.
+"""
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+
+DUPLICATES_SCHEMA = pa.schema([
+    pa.field("doc_a", pa.string(), nullable=False),
+    pa.field("doc_b", pa.string(), nullable=False),
+    pa.field("cosine", pa.float64()),
+    pa.field("method", pa.string(), nullable=False),
+    pa.field("model", pa.string()),
+    pa.field("run_id", pa.string()),
+])
+
+OUTPUT_DIRS = ("duplicates", "dead_letter")
+
+
+def join_path(base: str, *parts: str) -> str:
+    return FileSystems.join(base.rstrip("/"), *parts)
+
+
+def clear_outputs(output: str) -> int:
+    """Deletes earlier files of this job's sinks under `output`, so a re-run replaces, never appends."""
+    patterns = [join_path(output, d, "*") for d in OUTPUT_DIRS] + [join_path(output, "summary.json")]
+    paths = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list]
+    if paths:
+        FileSystems.delete(paths)
+    return len(paths)
+
+
+class WriteDuplicates(beam.PTransform):
+    """Pair dict -> Parquet files under <output>/duplicates/."""
+
+    def __init__(self, output: str):
+        super().__init__()
+        self.output = output
+
+    def expand(self, pairs):
+        names = DUPLICATES_SCHEMA.names
+        return (pairs
+                | "Project" >> beam.Map(lambda p: {n: p.get(n) for n in names})
+                | "WriteParquet" >> beam.io.WriteToParquet(
+                    join_path(self.output, "duplicates", "part"), DUPLICATES_SCHEMA,
+                    file_name_suffix=".parquet"))
+
+
+class WriteDeadLetters(beam.PTransform):
+    """DeadLetter dict -> JSON lines under <output>/dead_letter/."""
+
+    def __init__(self, output: str):
+        super().__init__()
+        self.output = output
+
+    def expand(self, dead):
+        return (dead
+                | "ToJson" >> beam.Map(lambda r: json.dumps(r, ensure_ascii=False, sort_keys=True))
+                | "WriteJsonl" >> beam.io.WriteToText(join_path(self.output, "dead_letter", "part"),
+                                                      file_name_suffix=".jsonl"))
+
+
+class WriteSummary(beam.PTransform):
+    """{name: singleton count PCollection} -> <output>/summary.json, written once after all counts."""
+
+    def __init__(self, output: str, counts: dict, static: dict):
+        super().__init__()
+        self.output = output
+        self.counts = counts
+        self.static = static
+
+    def expand(self, pbegin):
+        path = join_path(self.output, "summary.json")
+        static = self.static
+
+        def write(_, **counts):
+            summary = {**static, "counts": dict(sorted(counts.items()))}
+            with FileSystems.create(path, mime_type="application/json") as handle:
+                handle.write(json.dumps(summary, indent=2, sort_keys=True).encode("utf-8"))
+            return summary
+
+        side = {name: beam.pvalue.AsSingleton(pc) for name, pc in self.counts.items()}
+        return pbegin | "Once" >> beam.Create([None]) | "WriteSummaryJson" >> beam.Map(write, **side)
