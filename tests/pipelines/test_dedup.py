@@ -1,0 +1,92 @@
+"""End-to-end runs of the dedup job on the DirectRunner against the live Elasticsearch."""
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pipelines.dedup import main, run
+from pipelines.evaluate import read_gold, score_pairs
+from transforms.records import ConfigError
+from transforms.report import read_dead_letters, read_duplicates, read_summary
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "demo" / "corpus.jsonl"
+GOLD = REPO / "demo" / "gold.tsv"
+
+
+def job_args(es_url, index, inp, out, *extra):
+    return ["--input", str(inp), "--output", str(out), "--es_url", es_url, "--es_index", index, *extra]
+
+
+@pytest.fixture()
+def index_name(es_client):
+    name = f"test-job-{uuid.uuid4().hex[:8]}"
+    yield name
+    es_client.indices.delete(index=name, ignore_unavailable=True)
+
+
+def test_demo_run_finds_the_planted_duplicates_and_reruns_identically(es_url, es_client, index_name, tmp_path):
+    out = tmp_path / "out"
+    run(job_args(es_url, index_name, DEMO, out))
+    summary = read_summary(str(out))
+    c = summary["counts"]
+    n_lines = sum(1 for line in DEMO.read_text(encoding="utf-8").splitlines() if line.strip())
+    assert c["documents_read"] + c["dead_letter_read"] == n_lines == 48
+    assert c["documents_cleaned"] + c["dead_letter_clean"] == c["documents_read"]
+    assert c["indexed"] + c["dead_letter_es"] == c["vectors"] == c["documents_cleaned"]
+    es_client.indices.refresh(index=index_name)
+    assert es_client.count(index=index_name)["count"] == c["indexed"]
+
+    rows = read_duplicates(str(out))
+    assert c["duplicate_pairs"] == len(rows)
+    assert all(r["doc_a"] < r["doc_b"] and r["method"] == "knn" and r["run_id"] == summary["run_id"] for r in rows)
+    assert len({(r["doc_a"], r["doc_b"]) for r in rows}) == len(rows)
+
+    positives, negatives = read_gold(str(GOLD))
+    scores = score_pairs({(r["doc_a"], r["doc_b"]) for r in rows}, positives, negatives)
+    for kind in ("exact", "html", "light"):  # near-verbatim copies must all be found by document vectors
+        assert scores["recall_by_kind"][kind]["recall"] == 1.0, scores
+    assert not scores["labelled_negatives_found"], scores
+    assert scores["precision"] >= 0.9, scores
+
+    # Re-running the same job replaces its outputs and overwrites the same index documents.
+    run(job_args(es_url, index_name, DEMO, out))
+    assert read_duplicates(str(out)) == rows
+    es_client.indices.refresh(index=index_name)
+    assert es_client.count(index=index_name)["count"] == c["indexed"]
+    assert read_summary(str(out)) == summary
+
+
+def test_bad_records_go_to_dead_letters_and_counts_reconcile(es_url, index_name, tmp_path):
+    inp = tmp_path / "mixed.jsonl"
+    good = [{"id": f"ok{i}", "text": f"Documento válido número {i} sobre la historia de la ciencia y sus métodos."}
+            for i in range(4)]
+    lines = [json.dumps(d, ensure_ascii=False).encode() for d in good] + [
+        b'{"id": "trunc", "text": "sin cerrar',
+        b'{"id": "latin1", "text": "caf\xe9 con leche y un poco de texto para superar el m\xednimo"}',
+        b'{"text": "sin identificador"}',
+        json.dumps({"id": "nav", "text": "<html><body><nav><a href='/'>Inicio</a> <a href='/c'>Cursos</a>"
+                                         "</nav><footer>Aviso legal y politica de privacidad</footer></body></html>"}).encode(),
+        json.dumps({"id": "blank", "text": "   \n\t  "}).encode(),
+    ]
+    inp.write_bytes(b"\n".join(lines) + b"\n")
+    out = tmp_path / "out"
+    run(job_args(es_url, index_name, inp, out))
+    c = read_summary(str(out))["counts"]
+    assert (c["documents_read"], c["dead_letter_read"], c["dead_letter_clean"], c["indexed"]) == (6, 3, 2, 4)
+    reasons = {(r["record_id"], r["stage"], r["reason"]) for r in read_dead_letters(str(out))}
+    assert reasons == {(None, "read", "invalid_json"), (None, "read", "invalid_utf8"),
+                       (None, "read", "missing_id"), ("nav", "clean", "empty_after_cleaning"),
+                       ("blank", "clean", "empty_after_cleaning")}
+
+
+def test_missing_options_and_unreachable_elasticsearch_fail_before_any_work(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="--output"):
+        run(["--input", str(DEMO)])
+    out = tmp_path / "never"
+    code = main(job_args("http://127.0.0.1:9", "x", DEMO, out))
+    assert code == 2
+    assert "not reachable" in capsys.readouterr().err
+    assert not out.exists()

