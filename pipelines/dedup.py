@@ -5,9 +5,11 @@
 
 DAG (each name is a step of the Beam graph):
 
-    ReadDocuments -> CleanText -> KeyForEmbedding -> Embed -> IndexVectors -> RefreshIndex
-                                                       \\-> KnnSearch (after RefreshIndex) -> Annotate
-                                                            -> WriteDuplicates
+    ReadDocuments -> CleanText -+-> KeyForEmbedding -> Embed -> IndexVectors -> RefreshIndex
+                                |                        \\-> KnnSearch (after RefreshIndex) --+
+                                +-> MinHashLSH (Signatures -> Candidates -> VerifyJaccard) ----+
+                                                                                               v
+                     MergeSignals (both scores per pair, rule) -> Annotate -> WriteDuplicates
     dead letters of ReadDocuments, CleanText, IndexVectors -> WriteDeadLetters
     stage counts -> WriteSummary
 """
@@ -26,6 +28,8 @@ from transforms.elasticsearch_io import RefreshIndex, WriteToElasticsearch, chec
 from transforms.embed import EmbedTexts
 from transforms.ingest import ReadDocuments
 from transforms.knn import KnnDuplicates
+from transforms.lsh import MinHashDuplicates
+from transforms.merge import MergeSignals
 from transforms.normalize import CleanDocuments
 from transforms.report import print_run_summary
 from transforms.records import ConfigError
@@ -38,7 +42,8 @@ METADATA_FIELDS = ("id", "title", "url", "lang")
 def default_run_id(opts: DedupOptions) -> str:
     """Deterministic run id: the same input and settings give the same id (and identical rows)."""
     key = "|".join(str(x) for x in (opts.input, opts.model, opts.cosine_threshold, opts.knn_k,
-                                     opts.knn_num_candidates, opts.es_index, opts.min_chars))
+                                     opts.knn_num_candidates, opts.es_index, opts.min_chars, opts.signals,
+                                     opts.jaccard_threshold, opts.minhash_params().key))
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
@@ -46,6 +51,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     """Wires the job's named transforms onto `p`; returns the main PCollections by name."""
     es = opts.es_config()
     run_id = opts.run_id or default_run_id(opts)
+    signals = opts.signal_list()
 
     read = p | "ReadDocuments" >> ReadDocuments(opts.input, id_field=opts.id_field, text_field=opts.text_field)
     cleaned = read.documents | "CleanText" >> CleanDocuments(min_chars=opts.min_chars)
@@ -62,9 +68,21 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
 
     written = vectors | "IndexVectors" >> WriteToElasticsearch(es)
     ready = written.indexed | "RefreshIndex" >> RefreshIndex(es)
-    pairs = (vectors
-             | "KnnSearch" >> KnnDuplicates(es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates,
-                                            min_cosine=opts.cosine_threshold)
+    found = []
+    if "knn" in signals:
+        found.append(vectors | "KnnSearch" >> KnnDuplicates(
+            es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates, min_cosine=opts.cosine_threshold))
+
+    lsh = MinHashDuplicates(opts.minhash_params(), opts.jaccard_threshold, target_recall=opts.lsh_target_recall,
+                            max_bucket=opts.lsh_max_bucket, oversize_window=opts.lsh_window)
+    minhash = docs | "MinHashLSH" >> lsh
+    if "minhash" in signals:
+        found.append(minhash["pairs"])
+
+    pairs = (tuple(found)
+             | "MergeSignals" >> MergeSignals(vectors=vectors, signatures=minhash["signatures"],
+                                              cosine_threshold=opts.cosine_threshold,
+                                              jaccard_threshold=opts.jaccard_threshold)
              | "Annotate" >> beam.Map(lambda pair: {**pair, "model": opts.model, "run_id": run_id}))
     pairs | "WriteDuplicates" >> WriteDuplicates(opts.output)
 
@@ -83,12 +101,18 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
         "vectors": count("Vectors", vectors),
         "indexed": count("Indexed", written.indexed),
         "dead_letter_es": count("DeadEs", written.dead_letter),
+        "signatures": count("Signatures", minhash["signatures"]),
+        "minhash_pairs": count("MinHashPairs", minhash["pairs"]),
+        "lsh_oversized_buckets": count("Oversized", minhash["oversized"]),
         "duplicate_pairs": count("Pairs", pairs),
     }
+    if "knn" in signals:
+        counts["knn_pairs"] = count("KnnPairs", found[0])
     static = {"run_id": run_id, "input": opts.input, "output": opts.output, "model": opts.model,
-              "cosine_threshold": opts.cosine_threshold, "es_index": opts.es_index,
+              "signals": signals, "cosine_threshold": opts.cosine_threshold,
+              "jaccard_threshold": opts.jaccard_threshold, "es_index": opts.es_index,
               "knn": {"k": opts.knn_k, "num_candidates": opts.knn_num_candidates},
-              "index_options": opts.es_index_options}
+              "index_options": opts.es_index_options, "lsh": lsh.describe()}
     p | "WriteSummary" >> WriteSummary(opts.output, counts, static)
     return {"documents": docs, "vectors": vectors, "pairs": pairs, "dead_letter": dead}
 

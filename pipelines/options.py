@@ -9,6 +9,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.elasticsearch_io import INDEX_OPTION_TYPES, EsConfig
 from transforms.embed import DEFAULT_MODEL
+from transforms.minhash import MinHashParams
 from transforms.records import ConfigError
 
 
@@ -58,6 +59,22 @@ class DedupOptions(PipelineOptions):
                        help="Pairs with cosine similarity at or above this are duplicates")
         g.add_argument("--knn_k", type=int, default=10, help="Neighbours searched per document")
         g.add_argument("--knn_num_candidates", type=int, default=100, help="HNSW candidates per shard")
+        g.add_argument("--signals", default="knn,minhash",
+                       help="Comma-separated duplicate searches to run: knn (semantic), minhash (lexical)")
+        g = parser.add_argument_group("minhash lsh")
+        g.add_argument("--jaccard_threshold", type=float, default=0.5,
+                       help="Pairs with exact shingle Jaccard at or above this are duplicates")
+        g.add_argument("--num_perm", type=int, default=128, help="MinHash permutations")
+        g.add_argument("--minhash_seed", type=int, default=1, help="MinHash seed (datasketch-compatible)")
+        g.add_argument("--shingle_kind", default="word", choices=("word", "char"), help="Shingle tokens")
+        g.add_argument("--shingle_n", type=int, default=3, help="Tokens per shingle")
+        g.add_argument("--remove_accents", type=_bool, default=False,
+                       help="Ignore accents when shingling (the embedding text is never changed)")
+        g.add_argument("--lsh_target_recall", type=float, default=0.97,
+                       help="Candidate probability required at J = jaccard_threshold when choosing bands")
+        g.add_argument("--lsh_max_bucket", type=int, default=200,
+                       help="Band buckets larger than this are chained instead of fully paired")
+        g.add_argument("--lsh_window", type=int, default=10, help="Chain window inside oversized buckets")
 
     def validate_job(self) -> None:
         missing = [name for name in ("input", "output") if not getattr(self, name)]
@@ -67,6 +84,22 @@ class DedupOptions(PipelineOptions):
             raise ConfigError(f"--cosine_threshold must be in (0, 1], got {self.cosine_threshold}")
         if self.knn_k < 1 or self.knn_num_candidates < self.knn_k:
             raise ConfigError("--knn_k must be >= 1 and --knn_num_candidates >= --knn_k")
+        if not 0.0 < self.jaccard_threshold < 1.0:
+            raise ConfigError(f"--jaccard_threshold must be in (0, 1), got {self.jaccard_threshold}")
+        unknown = set(self.signal_list()) - {"knn", "minhash"}
+        if unknown or not self.signal_list():
+            raise ConfigError(f"--signals takes knn and/or minhash, got {self.signals!r}")
+        try:
+            self.minhash_params()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def signal_list(self) -> list[str]:
+        return [s.strip() for s in self.signals.split(",") if s.strip()]
+
+    def minhash_params(self) -> MinHashParams:
+        return MinHashParams(num_perm=self.num_perm, seed=self.minhash_seed, shingle_kind=self.shingle_kind,
+                             shingle_n=self.shingle_n, remove_accents=self.remove_accents)
 
     def es_config(self) -> EsConfig:
         try:

@@ -24,6 +24,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from transforms.minhash import MinHasher, MinHashParams, exact_jaccard
+from transforms.pair_join import JoinPairScores
 from transforms.records import ordered_pair
 
 OVERSIZED_TAG = "oversized"
@@ -155,10 +156,7 @@ class LshCandidates(beam.PTransform):
 
 
 class VerifyJaccard(beam.PTransform):
-    """Candidate pairs (a, b) + {"id", "ids"} -> Pair dicts with exact Jaccard >= threshold.
-
-    Two keyed joins bring each side's shingle ids to the pair; no worker holds all signatures.
-    """
+    """Candidate pairs (a, b) + {"id", "ids"} -> Pair dicts with exact Jaccard >= threshold."""
 
     def __init__(self, signatures, threshold: float):
         super().__init__()
@@ -169,35 +167,19 @@ class VerifyJaccard(beam.PTransform):
         threshold = self.threshold
         verified = Metrics.counter("lsh", "verified_pairs")
         rejected = Metrics.counter("lsh", "rejected_candidates")
+
+        def keep(scored):
+            (a, b), j = scored
+            if j < threshold:
+                rejected.inc()
+                return
+            verified.inc()
+            yield {"doc_a": a, "doc_b": b, "jaccard": round(float(j), 6), "method": "minhash"}
+
         ids_by_unit = self.signatures | "IdsByUnit" >> beam.Map(lambda s: (s["id"], s["ids"]))
-
-        def attach_left(element):
-            _, grouped = element
-            if not grouped["ids"]:
-                return
-            ids_a = grouped["ids"][0]
-            for a, b in grouped["pairs"]:
-                yield b, (a, ids_a)
-
-        def verify(element):
-            b, grouped = element
-            if not grouped["ids"]:
-                return
-            ids_b = grouped["ids"][0]
-            for a, ids_a in grouped["left"]:
-                j = exact_jaccard(ids_a, ids_b)
-                if j >= threshold:
-                    verified.inc()
-                    doc_a, doc_b = ordered_pair(a, b)
-                    yield {"doc_a": doc_a, "doc_b": doc_b, "jaccard": round(float(j), 6), "method": "minhash"}
-                else:
-                    rejected.inc()
-
-        by_left = candidates | "KeyByLeft" >> beam.Map(lambda p: (p[0], p))
-        left = ({"ids": ids_by_unit, "pairs": by_left} | "JoinLeft" >> beam.CoGroupByKey()
-                | "AttachLeft" >> beam.FlatMap(attach_left))
-        return ({"ids": ids_by_unit, "left": left} | "JoinRight" >> beam.CoGroupByKey()
-                | "Verify" >> beam.FlatMap(verify))
+        return (candidates
+                | "ExactJaccard" >> JoinPairScores(ids_by_unit, exact_jaccard, namespace="lsh")
+                | "KeepAboveThreshold" >> beam.FlatMap(keep))
 
 
 class MinHashDuplicates(beam.PTransform):

@@ -38,8 +38,14 @@ def print_run_summary(output: str, top: int = 15) -> None:
     summary = read_summary(output)
     pairs = read_duplicates(output)
     counts = summary["counts"]
-    print(f"\nrun {summary['run_id']}  model={summary['model']}  cosine>={summary['cosine_threshold']}")
+    lsh = summary.get("lsh", {})
+    print(f"\nrun {summary['run_id']}  model={summary['model']}  cosine>={summary['cosine_threshold']}  "
+          f"jaccard>={summary.get('jaccard_threshold')}  LSH bands={lsh.get('bands')} rows={lsh.get('rows')}")
     print("counts: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-    print(f"{len(pairs)} duplicate pairs; the {min(top, len(pairs))} most similar:")
-    for row in sorted(pairs, key=lambda r: -r["cosine"])[:top]:
-        print(f"  {row['cosine']:.3f}  {row['doc_a']}  <->  {row['doc_b']}")
+    print(f"{len(pairs)} duplicate pairs; the {min(top, len(pairs))} most similar (cosine, jaccard, found by):")
+
+    def fmt(x):
+        return "  -  " if x is None else f"{x:.3f}"
+
+    for row in sorted(pairs, key=lambda r: (-(r["cosine"] or 0), -(r.get("jaccard") or 0)))[:top]:
+        print(f"  {fmt(row['cosine'])}  {fmt(row.get('jaccard'))}  {row['method']:<12} {row['doc_a']}  <->  {row['doc_b']}")

@@ -15,7 +15,9 @@ DUPLICATES_SCHEMA = pa.schema([
     pa.field("doc_a", pa.string(), nullable=False),
     pa.field("doc_b", pa.string(), nullable=False),
     pa.field("cosine", pa.float64()),
+    pa.field("jaccard", pa.float64()),
     pa.field("method", pa.string(), nullable=False),
+    pa.field("rule", pa.string()),
     pa.field("model", pa.string()),
     pa.field("run_id", pa.string()),
 ])

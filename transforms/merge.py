@@ -1,0 +1,69 @@
+"""Merging the semantic (kNN cosine) and lexical (MinHash Jaccard) signals into one evidence row.
+
+    rows = MergeSignals(knn_pairs, minhash_pairs, vectors=..., signatures=..., cosine_threshold=0.85,
+                        jaccard_threshold=0.5)
+
+Every pair found by either search gets both scores where computable (cosine from the stored
+vectors, exact Jaccard from the shingle ids), the methods that found it, and the rule that fired.
+Output rows: {"doc_a", "doc_b", "cosine", "jaccard", "method", "rule"}.
+"""
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+
+from transforms.minhash import exact_jaccard
+from transforms.pair_join import JoinPairScores
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of two L2-normalised vectors."""
+    return float(np.dot(a, b))
+
+
+def decide(cos, jac, cosine_threshold: float, jaccard_threshold: float) -> str:
+    """The rule that fired: 'jaccard', 'cosine', 'jaccard+cosine' or '' (not a duplicate)."""
+    fired = []
+    if jac is not None and jac >= jaccard_threshold:
+        fired.append(f"jaccard>={jaccard_threshold:g}")
+    if cos is not None and cos >= cosine_threshold:
+        fired.append(f"cosine>={cosine_threshold:g}")
+    return " AND ".join(fired)
+
+
+class MergeSignals(beam.PTransform):
+    """Pair dicts from each search -> one evidence row per (doc_a, doc_b); rows no rule keeps are dropped."""
+
+    def __init__(self, *, vectors, signatures, cosine_threshold: float, jaccard_threshold: float):
+        super().__init__()
+        self.vectors = vectors
+        self.signatures = signatures
+        self.cosine_threshold = cosine_threshold
+        self.jaccard_threshold = jaccard_threshold
+
+    def expand(self, found_pairs):
+        """`found_pairs`: a tuple of Pair-dict PCollections (each with doc_a, doc_b, method)."""
+        cos_t, jac_t = self.cosine_threshold, self.jaccard_threshold
+        methods = (found_pairs
+                   | "AllFound" >> beam.Flatten()
+                   | "KeyFound" >> beam.Map(lambda p: ((p["doc_a"], p["doc_b"]), p["method"])))
+        pairs = (methods | "PairKeys" >> beam.Keys() | "DistinctPairs" >> beam.Distinct())
+        vec_by_id = self.vectors | "VectorById" >> beam.Map(
+            lambda r: (r["id"], np.asarray(r["vector"], dtype=np.float32)))
+        ids_by_id = self.signatures | "ShinglesById" >> beam.Map(lambda s: (s["id"], s["ids"]))
+        cosines = pairs | "Cosine" >> JoinPairScores(vec_by_id, cosine, namespace="merge_cosine")
+        jaccards = pairs | "Jaccard" >> JoinPairScores(ids_by_id, exact_jaccard, namespace="merge_jaccard")
+
+        def to_row(element):
+            (a, b), g = element
+            cos = round(float(g["cosine"][0]), 6) if g["cosine"] else None
+            jac = round(float(g["jaccard"][0]), 6) if g["jaccard"] else None
+            rule = decide(cos, jac, cos_t, jac_t)
+            if not rule:
+                return
+            yield {"doc_a": a, "doc_b": b, "cosine": cos, "jaccard": jac,
+                   "method": "+".join(sorted(set(g["method"]))), "rule": rule}
+
+        return ({"method": methods, "cosine": cosines, "jaccard": jaccards}
+                | "JoinEvidence" >> beam.CoGroupByKey()
+                | "ToRow" >> beam.FlatMap(to_row))
