@@ -17,7 +17,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop run test lock clean
+.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop run test lock clean bench-minhash
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,10 @@ run: venv es-start ## Run the dedup job (demo corpus by default; INPUT=... OUTPU
 
 test: venv services ## Run the whole test suite against the live local services
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench-minhash: venv ## MinHash benchmark: Beam stage vs bare vectorised, 5,000-doc boilerplate bucket
+	$(PY) bench/minhash_bench.py --docs 10000 --repeats 3 --out bench/results/minhash.json
+	$(PY) bench/shingle_choice.py
 
 lock: ## Re-resolve requirements.in into the pinned requirements.txt
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv && \

@@ -74,7 +74,8 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
             es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates, min_cosine=opts.cosine_threshold))
 
     lsh = MinHashDuplicates(opts.minhash_params(), opts.jaccard_threshold, target_recall=opts.lsh_target_recall,
-                            max_bucket=opts.lsh_max_bucket, oversize_window=opts.lsh_window)
+                            max_bucket=opts.lsh_max_bucket, oversize_window=opts.lsh_window,
+                            prefilter_margin=opts.lsh_prefilter_margin)
     minhash = docs | "MinHashLSH" >> lsh
     if "minhash" in signals:
         found.append(minhash["pairs"])

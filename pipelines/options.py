@@ -74,7 +74,10 @@ class DedupOptions(PipelineOptions):
                        help="Candidate probability required at J = jaccard_threshold when choosing bands")
         g.add_argument("--lsh_max_bucket", type=int, default=200,
                        help="Band buckets larger than this are chained instead of fully paired")
-        g.add_argument("--lsh_window", type=int, default=10, help="Chain window inside oversized buckets")
+        g.add_argument("--lsh_window", type=int, default=3, help="Chain window inside oversized buckets")
+        g.add_argument("--lsh_prefilter_margin", type=float, default=0.15,
+                       help="Skip exact verification when the signature estimate is below threshold - margin "
+                            "(1 disables)")
 
     def validate_job(self) -> None:
         missing = [name for name in ("input", "output") if not getattr(self, name)]

@@ -23,7 +23,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms.minhash import MinHasher, MinHashParams, exact_jaccard
+from transforms.minhash import MinHasher, MinHashParams, estimated_jaccard, exact_jaccard
 from transforms.pair_join import JoinPairScores
 from transforms.records import ordered_pair
 
@@ -133,7 +133,7 @@ class _BucketPairsFn(beam.DoFn):
 class LshCandidates(beam.PTransform):
     """{"id", "sig"} -> distinct candidate pairs (a, b) with a < b; tagged outputs `pairs`, `oversized`."""
 
-    def __init__(self, bands: int, rows: int, *, max_bucket: int = 200, oversize_window: int = 10):
+    def __init__(self, bands: int, rows: int, *, max_bucket: int = 200, oversize_window: int = 3):
         super().__init__()
         self.bands, self.rows = bands, rows
         self.max_bucket, self.window = max_bucket, oversize_window
@@ -156,17 +156,33 @@ class LshCandidates(beam.PTransform):
 
 
 class VerifyJaccard(beam.PTransform):
-    """Candidate pairs (a, b) + {"id", "ids"} -> Pair dicts with exact Jaccard >= threshold."""
+    """Candidate pairs (a, b) + {"id", "sig", "ids"} -> Pair dicts with exact Jaccard >= threshold.
 
-    def __init__(self, signatures, threshold: float):
+    A cheap first pass joins only the signatures (num_perm * 4 bytes per side) and drops candidates
+    whose estimated Jaccard is below `threshold - prefilter_margin`; with 128 permutations the
+    estimate's standard deviation is <= 0.045, so a 0.15 margin loses a true pair with probability
+    ~1e-4 while sparing the exact pass (which ships whole shingle sets) most false candidates.
+    `prefilter_margin=1` turns the prefilter off.
+    """
+
+    def __init__(self, signatures, threshold: float, prefilter_margin: float = 0.15):
         super().__init__()
         self.signatures = signatures
         self.threshold = threshold
+        self.margin = prefilter_margin
 
     def expand(self, candidates):
-        threshold = self.threshold
+        threshold, floor = self.threshold, self.threshold - self.margin
         verified = Metrics.counter("lsh", "verified_pairs")
         rejected = Metrics.counter("lsh", "rejected_candidates")
+        prefiltered = Metrics.counter("lsh", "prefiltered_candidates")
+
+        def promising(scored):
+            pair, estimate = scored
+            if estimate >= floor:
+                yield pair
+            else:
+                prefiltered.inc()
 
         def keep(scored):
             (a, b), j = scored
@@ -176,6 +192,11 @@ class VerifyJaccard(beam.PTransform):
             verified.inc()
             yield {"doc_a": a, "doc_b": b, "jaccard": round(float(j), 6), "method": "minhash"}
 
+        if self.margin < 1.0:
+            sig_by_unit = self.signatures | "SigByUnit" >> beam.Map(lambda s: (s["id"], s["sig"]))
+            candidates = (candidates
+                          | "EstimateJaccard" >> JoinPairScores(sig_by_unit, estimated_jaccard, namespace="lsh_pre")
+                          | "Prefilter" >> beam.FlatMap(promising))
         ids_by_unit = self.signatures | "IdsByUnit" >> beam.Map(lambda s: (s["id"], s["ids"]))
         return (candidates
                 | "ExactJaccard" >> JoinPairScores(ids_by_unit, exact_jaccard, namespace="lsh")
@@ -186,9 +207,10 @@ class MinHashDuplicates(beam.PTransform):
     """{"id", "text"} -> {"pairs": verified Pair dicts, "oversized": bucket reports, "signatures": ...}."""
 
     def __init__(self, params: MinHashParams, threshold: float, *, target_recall: float = 0.97,
-                 max_bucket: int = 200, oversize_window: int = 10):
+                 max_bucket: int = 200, oversize_window: int = 3, prefilter_margin: float = 0.15):
         super().__init__()
         self.params = params
+        self.margin = prefilter_margin
         self.threshold = threshold
         self.bands, self.rows = choose_bands(threshold, params.num_perm, target_recall)
         self.max_bucket, self.window = max_bucket, oversize_window
@@ -196,12 +218,12 @@ class MinHashDuplicates(beam.PTransform):
     def describe(self) -> dict:
         return {"threshold": self.threshold, "bands": self.bands, "rows": self.rows,
                 "s_curve": s_curve(self.bands, self.rows), "max_bucket": self.max_bucket,
-                "oversize_window": self.window, "minhash": self.params.describe(),
+                "oversize_window": self.window, "prefilter_margin": self.margin, "minhash": self.params.describe(),
                 "params_key": self.params.key}
 
     def expand(self, units):
         signatures = units | "Signatures" >> MinHashSignatures(self.params)
         candidates = signatures | "Candidates" >> LshCandidates(
             self.bands, self.rows, max_bucket=self.max_bucket, oversize_window=self.window)
-        pairs = candidates["pairs"] | "VerifyJaccard" >> VerifyJaccard(signatures, self.threshold)
+        pairs = candidates["pairs"] | "VerifyJaccard" >> VerifyJaccard(signatures, self.threshold, self.margin)
         return {"pairs": pairs, OVERSIZED_TAG: candidates[OVERSIZED_TAG], "signatures": signatures}

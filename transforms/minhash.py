@@ -69,6 +69,15 @@ def _fmix32(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint32(16))
 
 
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique for small uint64 arrays, several times faster (no inverse/counts machinery)."""
+    values = np.sort(values)
+    keep = np.empty(values.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
 def token_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest(), "little")
 
@@ -113,15 +122,15 @@ class MinHasher:
 
     def _token_hashes(self, tokens: list[str]) -> np.ndarray:
         cache = self._cache
-        if len(cache) > self._cache_size:
-            cache.clear()
-        out = np.empty(len(tokens), dtype=np.uint64)
-        for i, tok in enumerate(tokens):
-            h = cache.get(tok)
-            if h is None:
-                h = cache[tok] = token_hash(tok)
-            out[i] = h
-        return out
+        try:
+            return np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+        except KeyError:
+            if len(cache) > self._cache_size:
+                cache.clear()
+            for tok in tokens:
+                if tok not in cache:
+                    cache[tok] = token_hash(tok)
+            return np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
 
     def shingle_ids(self, text: str) -> np.ndarray:
         """Text -> sorted unique uint64 shingle ids (empty when the text has no tokens)."""
@@ -129,7 +138,7 @@ class MinHasher:
         tokens = shingle_tokens(text, kind=p.shingle_kind, remove_accents=p.remove_accents)
         if not tokens:
             return np.empty(0, dtype=np.uint64)
-        return np.unique(_combine(self._token_hashes(tokens), p.shingle_n))
+        return _sorted_unique(_combine(self._token_hashes(tokens), p.shingle_n))
 
     def signature_from_ids(self, ids: np.ndarray) -> np.ndarray:
         """uint64 shingle ids -> uint32[num_perm] signature (all 0xFFFFFFFF for an empty set)."""
@@ -151,3 +160,8 @@ def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
         return 0.0
     inter = np.intersect1d(a, b, assume_unique=True).size
     return inter / (a.size + b.size - inter)
+
+
+def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
+    """MinHash estimate of Jaccard: the share of equal signature positions."""
+    return float(np.count_nonzero(sig_a == sig_b)) / sig_a.size

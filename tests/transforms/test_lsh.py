@@ -1,4 +1,5 @@
 """MinHash LSH: band choice, planted near-duplicates at known exact Jaccard, oversized buckets."""
+import json
 import random
 from itertools import combinations
 
@@ -10,6 +11,13 @@ from apache_beam.testing.util import assert_that, equal_to
 from transforms.lsh import LshCandidates, MinHashDuplicates, MinHashSignatures, candidate_probability, choose_bands
 from transforms.minhash import MinHashParams
 from transforms.shingle import jaccard, shingle_tokens, shingles
+
+
+def read_units(p, tmp_path, units, name="units.jsonl"):
+    """Units through a JSONL file: beam.Create would bz2-compress thousands of texts into the graph."""
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(u) + "\n" for u in units), encoding="utf-8")
+    return p | f"Read{name}" >> beam.io.ReadFromText(str(path)) | f"Parse{name}" >> beam.Map(json.loads)
 
 
 def test_bands_favour_recall_at_the_threshold():
@@ -51,12 +59,12 @@ def true_pairs(docs, threshold):
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.7, 0.8])
-def test_recall_and_precision_on_planted_near_duplicates(threshold):
+def test_recall_and_precision_on_planted_near_duplicates(threshold, tmp_path):
     docs = planted_corpus()
     truth, sets = true_pairs(docs, threshold)
     assert len(truth) > 500  # enough positive pairs for the rate to mean something
     with TestPipeline() as p:
-        units = p | beam.Create([{"id": k, "text": t} for k, t in docs.items()])
+        units = read_units(p, tmp_path, [{"id": k, "text": t} for k, t in docs.items()])
         found = units | MinHashDuplicates(MinHashParams(), threshold)
         results = found["pairs"] | beam.combiners.ToList()
 
@@ -76,12 +84,12 @@ def test_recall_and_precision_on_planted_near_duplicates(threshold):
         assert_that(results, check)
 
 
-def test_oversized_bucket_is_chained_and_reported():
+def test_oversized_bucket_is_chained_and_reported(tmp_path):
     # 600 documents sharing all their text but a unique tail: every band of the shared part collides.
     shared = " ".join(f"boiler{i}" for i in range(300))
     units = [{"id": f"d{i:04d}", "text": f"{shared} unico{i} final{i}"} for i in range(600)]
     with TestPipeline() as p:
-        sigs = p | beam.Create(units) | MinHashSignatures(MinHashParams())
+        sigs = read_units(p, tmp_path, units) | MinHashSignatures(MinHashParams())
         cands = sigs | LshCandidates(4, 32, max_bucket=50, oversize_window=3)
         n_pairs = cands["pairs"] | "CountPairs" >> beam.combiners.Count.Globally()
         sizes = cands["oversized"] | beam.Map(lambda r: r["size"]) | beam.combiners.ToList()
