@@ -33,6 +33,7 @@ from transforms.merge import MergeSignals
 from transforms.normalize import CleanDocuments
 from transforms.report import print_run_summary
 from transforms.records import ConfigError
+from transforms.vector_memory import ExactKnnDuplicates
 from transforms.sinks import WriteDeadLetters, WriteDuplicates, WriteSummary, clear_outputs
 
 _LOG = logging.getLogger(__name__)
@@ -66,12 +67,22 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
                                        torch_threads=opts.torch_threads or None)
                | "WithMetadata" >> beam.Map(lambda r: {**r, **dict(r["id"]), "unit_type": "document"}))
 
-    written = vectors | "IndexVectors" >> WriteToElasticsearch(es)
-    ready = written.indexed | "RefreshIndex" >> RefreshIndex(es)
-    found = []
+    found, dead_letters = [], [read.dead_letter, cleaned.dead_letter]
+    counts = {}
+    if opts.vector_store == "elasticsearch":
+        written = vectors | "IndexVectors" >> WriteToElasticsearch(es)
+        dead_letters.append(written.dead_letter)
+        counts.update(indexed=written.indexed, dead_letter_es=written.dead_letter)
+        ready = written.indexed | "RefreshIndex" >> RefreshIndex(es)
+        if "knn" in signals:
+            found.append(vectors | "KnnSearch" >> KnnDuplicates(
+                es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates,
+                min_cosine=opts.cosine_threshold, exclude_same_document=opts.knn_exclude_same_document))
+    elif "knn" in signals:
+        found.append(vectors | "KnnSearch" >> ExactKnnDuplicates(
+            k=opts.knn_k, min_cosine=opts.cosine_threshold, exclude_same_document=opts.knn_exclude_same_document))
     if "knn" in signals:
-        found.append(vectors | "KnnSearch" >> KnnDuplicates(
-            es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates, min_cosine=opts.cosine_threshold))
+        counts["knn_pairs"] = found[0]
 
     lsh = MinHashDuplicates(opts.minhash_params(), opts.jaccard_threshold, target_recall=opts.lsh_target_recall,
                             max_bucket=opts.lsh_max_bucket, oversize_window=opts.lsh_window,
@@ -87,33 +98,31 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
              | "Annotate" >> beam.Map(lambda pair: {**pair, "model": opts.model, "run_id": run_id}))
     pairs | "WriteDuplicates" >> WriteDuplicates(opts.output)
 
-    dead = ((read.dead_letter, cleaned.dead_letter, written.dead_letter)
-            | "AllDeadLetters" >> beam.Flatten())
+    dead = tuple(dead_letters) | "AllDeadLetters" >> beam.Flatten()
     dead | "WriteDeadLetters" >> WriteDeadLetters(opts.output)
 
     def count(name, pcoll):
         return pcoll | f"Count{name}" >> beam.combiners.Count.Globally()
 
-    counts = {
-        "documents_read": count("Read", read.documents),
-        "dead_letter_read": count("DeadRead", read.dead_letter),
-        "dead_letter_clean": count("DeadClean", cleaned.dead_letter),
-        "documents_cleaned": count("Cleaned", docs),
-        "vectors": count("Vectors", vectors),
-        "indexed": count("Indexed", written.indexed),
-        "dead_letter_es": count("DeadEs", written.dead_letter),
-        "signatures": count("Signatures", minhash["signatures"]),
-        "minhash_pairs": count("MinHashPairs", minhash["pairs"]),
-        "lsh_oversized_buckets": count("Oversized", minhash["oversized"]),
-        "duplicate_pairs": count("Pairs", pairs),
-    }
-    if "knn" in signals:
-        counts["knn_pairs"] = count("KnnPairs", found[0])
+    counts.update({
+        "documents_read": read.documents,
+        "dead_letter_read": read.dead_letter,
+        "dead_letter_clean": cleaned.dead_letter,
+        "documents_cleaned": docs,
+        "vectors": vectors,
+        "signatures": minhash["signatures"],
+        "minhash_pairs": minhash["pairs"],
+        "lsh_oversized_buckets": minhash["oversized"],
+        "duplicate_pairs": pairs,
+    })
+    counts = {name: count("".join(w.title() for w in name.split("_")), pc) for name, pc in counts.items()}
     static = {"run_id": run_id, "input": opts.input, "output": opts.output, "model": opts.model,
               "signals": signals, "cosine_threshold": opts.cosine_threshold,
               "jaccard_threshold": opts.jaccard_threshold, "es_index": opts.es_index,
               "knn": {"k": opts.knn_k, "num_candidates": opts.knn_num_candidates},
-              "index_options": opts.es_index_options, "lsh": lsh.describe()}
+              "vector_store": opts.vector_store, "index_options": opts.es_index_options,
+              "es_physical_index": es.physical_index if opts.vector_store == "elasticsearch" else None,
+              "lsh": lsh.describe()}
     p | "WriteSummary" >> WriteSummary(opts.output, counts, static)
     return {"documents": docs, "vectors": vectors, "pairs": pairs, "dead_letter": dead}
 
@@ -124,12 +133,13 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
     opts = options.view_as(DedupOptions)
     opts.validate_job()
     es = opts.es_config()
-    health = check_cluster(es)  # pre-flight: a wrong URL or credentials fail here, not after an hour
-    _LOG.info("Elasticsearch %s is %s", es.url, health.get("status"))
-    if opts.recreate_index:
+    if opts.vector_store == "elasticsearch":
+        health = check_cluster(es)  # pre-flight: a wrong URL or credentials fail here, not after an hour
+        _LOG.info("Elasticsearch %s is %s", es.url, health.get("status"))
+    if opts.recreate_index and opts.vector_store == "elasticsearch":
         client = es.client()
         try:
-            client.indices.delete(index=es.index, ignore_unavailable=True)
+            client.indices.delete(index=es.physical_index, ignore_unavailable=True)
         finally:
             client.close()
     removed = clear_outputs(opts.output)

@@ -43,11 +43,19 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--torch_threads", type=int, default=0, help="torch threads per process (0: torch default)")
         g.add_argument("--device", default="", help="torch device (default: cuda if available, else cpu)")
         g = parser.add_argument_group("elasticsearch")
+        g.add_argument("--vector_store", default="elasticsearch", choices=("elasticsearch", "memory"),
+                       help="Where vectors are indexed and searched: Elasticsearch, or exact in-memory search "
+                            "(small corpora, no server)")
         g.add_argument("--es_url", default="http://127.0.0.1:9200", help="Elasticsearch URL")
-        g.add_argument("--es_index", default="dedup-documents", help="Index holding the vectors")
+        g.add_argument("--es_cloud_id", default="", help="Elastic Cloud id (instead of --es_url)")
+        g.add_argument("--es_index", default="dedup-documents",
+                       help="Alias of the vector index (a versioned physical index per model/settings)")
         g.add_argument("--es_index_options", default="hnsw", choices=INDEX_OPTION_TYPES,
                        help="dense_vector index_options type")
         g.add_argument("--es_api_key_env", default="", help="Name of the env var holding an API key")
+        g.add_argument("--es_api_key_secret", default="",
+                       help="Secret Manager version holding an API key (projects/P/secrets/S/versions/V)")
+        g.add_argument("--es_password_secret", default="", help="Secret Manager version holding the password")
         g.add_argument("--es_username", default="", help="Basic-auth user name")
         g.add_argument("--es_password_env", default="", help="Name of the env var holding the basic-auth password")
         g.add_argument("--es_ca_certs", default="", help="CA certificate file for TLS")
@@ -59,6 +67,8 @@ class DedupOptions(PipelineOptions):
                        help="Pairs with cosine similarity at or above this are duplicates")
         g.add_argument("--knn_k", type=int, default=10, help="Neighbours searched per document")
         g.add_argument("--knn_num_candidates", type=int, default=100, help="HNSW candidates per shard")
+        g.add_argument("--knn_exclude_same_document", type=_bool, default=True,
+                       help="Do not pair units of the same document")
         g.add_argument("--signals", default="knn,minhash",
                        help="Comma-separated duplicate searches to run: knn (semantic), minhash (lexical)")
         g = parser.add_argument_group("minhash lsh")
@@ -111,7 +121,8 @@ class DedupOptions(PipelineOptions):
             raise ConfigError(str(exc)) from None
 
     def _es_config(self) -> EsConfig:
-        return EsConfig(url=self.es_url, index=self.es_index, index_options=self.es_index_options,
-                        api_key_env=self.es_api_key_env or None, username=self.es_username or None,
-                        password_env=self.es_password_env or None, ca_certs=self.es_ca_certs or None,
-                        verify_certs=self.es_verify_certs)
+        return EsConfig(url=self.es_url, index=self.es_index, model=self.model, index_options=self.es_index_options,
+                        cloud_id=self.es_cloud_id or None, api_key_env=self.es_api_key_env or None,
+                        api_key_secret=self.es_api_key_secret or None, username=self.es_username or None,
+                        password_env=self.es_password_env or None, password_secret=self.es_password_secret or None,
+                        ca_certs=self.es_ca_certs or None, verify_certs=self.es_verify_certs)

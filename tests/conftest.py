@@ -110,7 +110,7 @@ def es_index(es_client) -> str:
     """A fresh index name, deleted after the test."""
     name = f"test-{uuid.uuid4().hex[:10]}"
     yield name
-    es_client.indices.delete(index=name, ignore_unavailable=True)
+    es_client.indices.delete(index=f"{name}*", ignore_unavailable=True)
 
 
 @pytest.fixture()
@@ -163,3 +163,92 @@ def bigquery_emulator(bq_endpoints, gcs_url, gcp_anonymous, monkeypatch):
 def blocked_connections():
     """The guard's record of refused connections (a test that provokes one must remove it)."""
     return _BLOCKED
+
+
+class FaultProxy:
+    """An HTTP proxy on 127.0.0.1 in front of Elasticsearch that injects faults into `_bulk` calls.
+
+    `fail(status, times)`: answer the next `times` bulk requests with `status` (e.g. 429, 503)
+    without forwarding them; `drop_after_forward(times)`: forward the next `times` bulk requests to
+    Elasticsearch (so they are applied) and then close the connection without an answer, as a
+    worker or network failure after a partial write would. Everything else is forwarded unchanged.
+    """
+
+    def __init__(self, target: str):
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlparse
+
+        self.target = urlparse(target)
+        self.plan: list[tuple[str, int]] = []
+        self.bulk_requests = 0
+        self.injected = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _relay(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                action = None
+                if "/_bulk" in self.path:
+                    with proxy.lock:
+                        proxy.bulk_requests += 1
+                        if proxy.plan:
+                            action = proxy.plan.pop(0)
+                            proxy.injected += 1
+                if action and action[0] == "status":
+                    payload = b'{"error":{"type":"injected"},"status":%d}' % action[1]
+                    self.send_response(action[1])
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("X-Elastic-Product", "Elasticsearch")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                conn = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                if action and action[0] == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _relay
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def fail(self, status: int, times: int):
+        self.plan.extend([("status", status)] * times)
+
+    def drop_after_forward(self, times: int):
+        self.plan.extend([("drop", 0)] * times)
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def es_fault_proxy(es_url):
+    proxy = FaultProxy(es_url)
+    yield proxy
+    proxy.close()

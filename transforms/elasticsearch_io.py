@@ -1,7 +1,11 @@
-"""Elasticsearch vector store: connection, index mapping, bulk writes with dead letters, refresh.
+"""Elasticsearch vector store: connection, versioned indices, bulk writes with dead letters, refresh.
 
     written = vectors | WriteToElasticsearch(es_config)      # .indexed (ids) and .dead_letter
     ready = written.indexed | RefreshIndex(es_config)        # singleton: count, after all writes
+
+Indices: `EsConfig.index` is an alias. Vectors go to a physical index named after the alias, the
+mapping version, the model and the index options (`physical_index`), so vectors of another model or
+settings never mix; after a load the alias is pointed at that index in one atomic `_aliases` call.
 
 Writes use the `index` op with deterministic `_id`s, so a retried bundle or a re-run overwrites
 instead of duplicating. Transient failures (connection errors, timeouts, 429, 5xx) are retried with
@@ -35,10 +39,14 @@ class EsConfig:
     on the worker, so they never travel in the pipeline graph or the logs."""
 
     url: str = "http://127.0.0.1:9200"
-    index: str = "dedup-documents"
+    index: str = "dedup-documents"             # the alias searched by users and later runs
+    model: str = ""                            # part of the physical index name
+    cloud_id: Optional[str] = None             # Elastic Cloud id, instead of url
     api_key_env: Optional[str] = None          # name of the env var holding an API key
+    api_key_secret: Optional[str] = None       # or a Secret Manager version holding it
     username: Optional[str] = None
     password_env: Optional[str] = None         # name of the env var holding the password
+    password_secret: Optional[str] = None      # or a Secret Manager version holding it
     ca_certs: Optional[str] = None
     verify_certs: bool = True
     request_timeout_s: float = 30.0
@@ -50,10 +58,16 @@ class EsConfig:
     def __post_init__(self):
         if self.index_options not in INDEX_OPTION_TYPES:
             raise ValueError(f"index_options must be one of {INDEX_OPTION_TYPES}, got {self.index_options!r}")
-        if not self.url.startswith(("http://", "https://")):
+        if not self.cloud_id and not self.url.startswith(("http://", "https://")):
             raise ValueError(f"Elasticsearch URL must start with http:// or https://, got {self.url!r}")
         if self.index != self.index.lower() or not self.index:
             raise ValueError(f"Elasticsearch index names are lower case and non-empty: {self.index!r}")
+
+    @property
+    def physical_index(self) -> str:
+        """The concrete index behind the alias for this model and these settings."""
+        key = hashlib.sha1(f"{MAPPING_VERSION}|{self.model}|{self.index_options}".encode()).hexdigest()[:8]
+        return f"{self.index}-m{MAPPING_VERSION}-{key}"
 
     def client(self):
         """A new Elasticsearch client (call once per DoFn instance, in setup())."""
@@ -63,18 +77,37 @@ class EsConfig:
                   "retry_on_timeout": False, "max_retries": 0}
         if self.ca_certs:
             kwargs["ca_certs"] = self.ca_certs
-        if self.api_key_env:
-            kwargs["api_key"] = _require_env(self.api_key_env)
+        if self.api_key_env or self.api_key_secret:
+            kwargs["api_key"] = resolve_secret(self.api_key_env, self.api_key_secret)
         elif self.username:
-            kwargs["basic_auth"] = (self.username, _require_env(self.password_env) if self.password_env else "")
+            password = resolve_secret(self.password_env, self.password_secret) \
+                if (self.password_env or self.password_secret) else ""
+            kwargs["basic_auth"] = (self.username, password)
+        if self.cloud_id:
+            return Elasticsearch(cloud_id=self.cloud_id, **kwargs)
         return Elasticsearch(self.url, **kwargs)
 
 
-def _require_env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise RuntimeError(f"environment variable {name} is not set (it should hold an Elasticsearch secret)")
-    return value
+MAPPING_VERSION = 1
+
+
+def resolve_secret(env_name: Optional[str], secret_version: Optional[str]) -> str:
+    """A secret from an environment variable (by name) or a Secret Manager version
+    (`projects/P/secrets/S/versions/V`). The value is returned, never logged or put in errors."""
+    if env_name:
+        value = os.environ.get(env_name)
+        if not value:
+            raise RuntimeError(f"environment variable {env_name} is not set (it should hold an Elasticsearch secret)")
+        return value
+    if secret_version:
+        from google.cloud import secretmanager
+
+        try:
+            response = secretmanager.SecretManagerServiceClient().access_secret_version(name=secret_version)
+        except Exception as exc:  # noqa: BLE001 - report which secret, not the library's repr
+            raise RuntimeError(f"cannot read Secret Manager secret {secret_version}: {type(exc).__name__}") from None
+        return response.payload.data.decode("utf-8")
+    raise RuntimeError("no secret source given")
 
 
 def index_mapping(dims: int, index_options: str = "hnsw") -> dict:
@@ -83,17 +116,22 @@ def index_mapping(dims: int, index_options: str = "hnsw") -> dict:
     if "hnsw" in index_options:
         options.update({"m": 16, "ef_construction": 100})
     return {
-        "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "30s"},
+        # refresh_interval -1 during the bulk load; RefreshIndex restores it and refreshes.
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"},
         "mappings": {
             "dynamic": "strict",
+            "_meta": {"mapping_version": MAPPING_VERSION},
             "properties": {
+                "unit_id": {"type": "keyword"},
                 "doc_id": {"type": "keyword"},
                 "unit_type": {"type": "keyword"},
+                "unit_index": {"type": "integer"},
                 "title": {"type": "text"},
                 "url": {"type": "keyword"},
                 "lang": {"type": "keyword"},
                 "content_hash": {"type": "keyword"},
                 "model": {"type": "keyword"},
+                "run_id": {"type": "keyword"},
                 "vector": {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine",
                            "index_options": options},
             },
@@ -117,6 +155,17 @@ def ensure_index(client, index: str, dims: int, index_options: str = "hnsw") -> 
         raise
 
 
+def point_alias(client, alias: str, physical: str) -> list[str]:
+    """Atomically points `alias` at `physical` only; returns the indices it was removed from."""
+    current = []
+    if client.indices.exists_alias(name=alias):
+        current = [name for name in client.indices.get_alias(name=alias) if name != physical]
+    actions = [{"remove": {"index": name, "alias": alias}} for name in current]
+    actions.append({"add": {"index": physical, "alias": alias}})
+    client.indices.update_aliases(actions=actions)
+    return current
+
+
 def check_cluster(config: EsConfig) -> dict:
     """Pre-flight: fails fast with a clear message when the cluster is unreachable or refuses us."""
     from elasticsearch import ApiError, AuthenticationException, TransportError
@@ -126,7 +175,11 @@ def check_cluster(config: EsConfig) -> dict:
     except RuntimeError as exc:  # a secret's environment variable is missing
         raise ConfigError(str(exc)) from None
     try:
-        return dict(client.cluster.health(wait_for_status="yellow", timeout="30s"))
+        health = dict(client.cluster.health(wait_for_status="yellow", timeout="30s"))
+        if client.indices.exists(index=config.index) and not client.indices.exists_alias(name=config.index):
+            raise ConfigError(f"'{config.index}' is a concrete index, not an alias: choose another --es_index "
+                              f"(vectors go to versioned indices such as {config.physical_index} behind it)")
+        return health
     except AuthenticationException as exc:
         raise ConfigError(f"Elasticsearch at {config.url} rejected the credentials ({exc.meta.status})") from None
     except (TransportError, ApiError) as exc:
@@ -136,9 +189,30 @@ def check_cluster(config: EsConfig) -> dict:
         client.close()
 
 
-def document_id(doc_id: str, unit_type: str = "document", model: str = "") -> str:
-    """Deterministic Elasticsearch _id of one unit's vector (the same input always overwrites itself)."""
-    return hashlib.sha1(f"{unit_type}\x1f{doc_id}\x1f{model}".encode("utf-8")).hexdigest()
+def document_id(doc_id: str, unit_type: str = "document", unit_index: int = 0) -> str:
+    """Deterministic Elasticsearch _id of one unit's vector.
+
+    It hashes the unit's identity (document id, unit type, index), not its text: a document whose
+    text changed overwrites its old vector instead of leaving a stale one beside it. The text's
+    hash is stored in `content_hash`, so unchanged units can be recognised. (The model is part of
+    the physical index name, so it need not be part of the id.)
+    """
+    return hashlib.sha1(f"{unit_type}\x1f{doc_id}\x1f{unit_index}".encode("utf-8")).hexdigest()
+
+
+SOURCE_FIELDS = ("unit_id", "doc_id", "unit_type", "unit_index", "title", "url", "lang", "content_hash",
+                 "model", "run_id", "vector")
+
+
+def to_action(record: dict, index: str) -> dict:
+    """Embedding record -> bulk `index` action with a deterministic _id (doc_id defaults to id)."""
+    source = {k: record[k] for k in SOURCE_FIELDS if record.get(k) is not None}
+    source.setdefault("doc_id", record["id"])
+    source.setdefault("unit_id", record["id"])
+    source.setdefault("unit_type", "document")
+    return {"_op_type": "index", "_index": index,
+            "_id": document_id(source["doc_id"], source["unit_type"], int(source.get("unit_index", 0))),
+            "_source": source}
 
 
 def _is_transient(status: int) -> bool:
@@ -167,14 +241,7 @@ class _BulkWriteFn(beam.DoFn):
         self.buffer_bytes = 0
 
     def process(self, record: dict):
-        action = {
-            "_op_type": "index",
-            "_index": self.config.index,
-            "_id": document_id(record["id"], record.get("unit_type", "document"), record.get("model", "")),
-            "_source": {k: record[k] for k in ("doc_id", "unit_type", "title", "url", "lang", "content_hash",
-                                               "model", "vector") if record.get(k) is not None}
-            | ({"doc_id": record["id"]} if "doc_id" not in record else {}),
-        }
+        action = to_action(record, self.config.physical_index)
         size = len(json.dumps(action["_source"]))
         self.buffer.append((record, action))
         self.buffer_bytes += size
@@ -198,7 +265,7 @@ class _BulkWriteFn(beam.DoFn):
         if not self._ensured:
             dims = next((len(a["_source"]["vector"]) for _, a in batch if "vector" in a["_source"]), None)
             if dims:
-                ensure_index(self.client, self.config.index, dims, self.config.index_options)
+                ensure_index(self.client, self.config.physical_index, dims, self.config.index_options)
                 self._ensured = True
         yield from self._send_with_retries(batch)
 
@@ -274,9 +341,8 @@ class WriteToElasticsearch(beam.PTransform):
 
 
 class RefreshIndex(beam.PTransform):
-    """PCollection (anything) -> singleton count, emitted after the index was refreshed.
-
-    Use it as a side input to make searches wait until every write before it is visible.
+    """PCollection (anything) -> singleton count, emitted after the index was refreshed and the
+    alias pointed at it. Use it as a side input to make searches wait until every write is visible.
     """
 
     def __init__(self, config: EsConfig):
@@ -288,9 +354,14 @@ class RefreshIndex(beam.PTransform):
 
         def refresh(count: int) -> int:
             client = config.client()
+            physical = config.physical_index
             try:
-                if client.indices.exists(index=config.index):
-                    client.indices.refresh(index=config.index)
+                if client.indices.exists(index=physical):
+                    client.indices.put_settings(index=physical, settings={"index": {"refresh_interval": None}})
+                    client.indices.refresh(index=physical)
+                    replaced = point_alias(client, config.index, physical)
+                    if replaced:
+                        _LOG.info("alias %s moved from %s to %s", config.index, replaced, physical)
             finally:
                 client.close()
             return count

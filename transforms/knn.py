@@ -2,7 +2,7 @@
 
     pairs = vectors | KnnDuplicates(es_config, ready=refresh_signal, min_cosine=0.9)
 
-Input: Embedding dicts {"id", "vector"}. Output: Pair dicts {"doc_a", "doc_b", "cosine", "method"}
+Input: Embedding dicts {"id", "vector", optional "doc_id"}, searched in `config.physical_index`. Output: Pair dicts {"doc_a", "doc_b", "cosine", "method"}
 with doc_a < doc_b, one per pair (a pair found from both ends is emitted once, with the higher
 cosine). Queries are sent in batches through `msearch`.
 """
@@ -25,8 +25,10 @@ def score_to_cosine(score: float) -> float:
 class _KnnSearchFn(beam.DoFn):
     """Embedding dict -> ((doc_a, doc_b), cosine) for every neighbour at or above min_cosine."""
 
-    def __init__(self, config: EsConfig, k: int, num_candidates: int, min_cosine: float, batch_size: int):
+    def __init__(self, config: EsConfig, k: int, num_candidates: int, min_cosine: float, batch_size: int,
+                 exclude_same_document: bool):
         self.config = config
+        self.exclude_same_document = exclude_same_document
         self.k = k
         self.num_candidates = max(num_candidates, k + 1)
         self.min_cosine = min_cosine
@@ -59,11 +61,16 @@ class _KnnSearchFn(beam.DoFn):
         batch, self.buffer = self.buffer, []
         searches: list[dict] = []
         for rec in batch:
-            searches.append({"index": self.config.index})
+            # Excluded in the query, so the k neighbours are all usable: the unit itself and,
+            # optionally, the other units of its own document.
+            field, value = (("doc_id", rec.get("doc_id", rec["id"])) if self.exclude_same_document
+                            else ("unit_id", rec["id"]))
+            searches.append({"index": self.config.physical_index})
             searches.append({
-                "knn": {"field": "vector", "query_vector": rec["vector"], "k": self.k + 1,
-                        "num_candidates": self.num_candidates, "similarity": self.min_cosine},
-                "_source": ["doc_id"], "size": self.k + 1})
+                "knn": {"field": "vector", "query_vector": rec["vector"], "k": self.k,
+                        "num_candidates": self.num_candidates, "similarity": self.min_cosine,
+                        "filter": {"bool": {"must_not": [{"term": {field: value}}]}}},
+                "_source": ["unit_id", "doc_id"], "size": self.k})
         started = time.monotonic()
         response = self.client.msearch(searches=searches)
         self.latency.update(int((time.monotonic() - started) * 1000))
@@ -72,7 +79,7 @@ class _KnnSearchFn(beam.DoFn):
                 raise RuntimeError(f"kNN search failed for {rec['id']}: {result['error']}")
             self.queries.inc()
             for hit in result["hits"]["hits"]:
-                other = hit["_source"]["doc_id"]
+                other = hit["_source"].get("unit_id") or hit["_source"]["doc_id"]
                 if other == rec["id"]:
                     continue
                 cosine = score_to_cosine(hit["_score"])
@@ -94,8 +101,9 @@ class KnnDuplicates(beam.PTransform):
     """
 
     def __init__(self, config: EsConfig, *, ready, k: int = 10, num_candidates: int = 100,
-                 min_cosine: float = 0.9, batch_size: int = 64):
+                 min_cosine: float = 0.9, batch_size: int = 64, exclude_same_document: bool = True):
         super().__init__()
+        self.exclude_same_document = exclude_same_document
         self.config = config
         self.ready = ready
         self.k = k
@@ -106,7 +114,8 @@ class KnnDuplicates(beam.PTransform):
     def expand(self, vectors):
         return (vectors
                 | "Search" >> beam.ParDo(
-                    _KnnSearchFn(self.config, self.k, self.num_candidates, self.min_cosine, self.batch_size),
+                    _KnnSearchFn(self.config, self.k, self.num_candidates, self.min_cosine, self.batch_size,
+                                 self.exclude_same_document),
                     ready=beam.pvalue.AsSingleton(self.ready))
                 | "BestPerPair" >> beam.CombinePerKey(max)
                 | "ToPair" >> beam.Map(lambda kv: {"doc_a": kv[0][0], "doc_b": kv[0][1],

@@ -24,7 +24,7 @@ def job_args(es_url, index, inp, out, *extra):
 def index_name(es_client):
     name = f"test-job-{uuid.uuid4().hex[:8]}"
     yield name
-    es_client.indices.delete(index=name, ignore_unavailable=True)
+    es_client.indices.delete(index=f"{name}*", ignore_unavailable=True)
 
 
 def test_demo_run_finds_the_planted_duplicates_and_reruns_identically(es_url, es_client, index_name, tmp_path):

@@ -68,12 +68,13 @@ def test_write_transform_dead_letters_rejected_documents_and_is_idempotent(es_ur
             assert_that(out.indexed, equal_to([f"d{i}" for i in range(20)]), label="indexed")
             assert_that(out.dead_letter | beam.Map(lambda r: (r["record_id"], r["reason"])),
                         equal_to([("wrong-dims", "rejected_by_elasticsearch")]), label="dead")
-        es_client.indices.refresh(index=es_index)
-        assert es_client.count(index=es_index)["count"] == 20
+        es_client.indices.refresh(index=config.physical_index)
+        assert es_client.count(index=config.physical_index)["count"] == 20
 
 
 def test_knn_duplicates_finds_planted_pairs_once(es_url, es_client, es_index):
     config = EsConfig(url=es_url, index=es_index)
+    es_index = config.physical_index  # the knn stage searches the versioned physical index
     base = random_vectors(30, 32, seed=4)
     rng = random.Random(5)
     near = unit([x + rng.gauss(0, 0.01) for x in base[0]])  # cosine ~0.998 to d0
@@ -81,6 +82,13 @@ def test_knn_duplicates_finds_planted_pairs_once(es_url, es_client, es_index):
     ensure_index(es_client, es_index, dims=32)
     helpers.bulk(es_client, ({"_index": es_index, "_id": r["id"], "_source": {"doc_id": r["id"], "vector": r["vector"]}}
                              for r in records), refresh=True)
+    try:
+        run_knn(config, records)
+    finally:
+        es_client.indices.delete(index=es_index, ignore_unavailable=True)
+
+
+def run_knn(config, records):
     with TestPipeline() as p:
         ready = p | "Ready" >> beam.Create([len(records)])
         pairs = p | beam.Create(records) | KnnDuplicates(config, ready=ready, k=5, min_cosine=0.95, batch_size=8)

@@ -1,0 +1,68 @@
+"""Exact (brute-force) nearest neighbours on L2-normalised vectors: the reference for the ANN.
+
+    pairs = vectors | ExactKnnDuplicates(k=10, min_cosine=0.85)
+
+Same contract as `knn.KnnDuplicates` (Embedding dicts in, Pair dicts out, method "knn"), but all
+vectors are gathered on one worker: fine for small corpora and tests, and the yardstick against
+which the Elasticsearch kNN stage's recall is measured. Not for large runs.
+"""
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+
+from transforms.records import ordered_pair
+
+
+def exact_neighbours(ids: list[str], vectors: np.ndarray, *, k: int, min_cosine: float,
+                     doc_ids: list[str] | None = None, block: int = 1024) -> dict[tuple[str, str], float]:
+    """Top-k neighbours (cosine >= min_cosine) of every row, excluding itself and rows of the same
+    doc_id (when given); returns {(a, b) with a < b: cosine}."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    n = len(ids)
+    groups = np.asarray(doc_ids if doc_ids is not None else ids)
+    pairs: dict[tuple[str, str], float] = {}
+    k = min(k, max(n - 1, 0))
+    if k == 0:
+        return pairs
+    for start in range(0, n, block):
+        sims = vectors[start:start + block] @ vectors.T
+        rows = np.arange(sims.shape[0])
+        same = groups[start:start + block, None] == groups[None, :]
+        sims[same] = -np.inf
+        sims[rows, start + rows] = -np.inf
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        for r, cols in enumerate(top):
+            for c in cols:
+                cos = float(sims[r, c])
+                if cos >= min_cosine:
+                    key = ordered_pair(ids[start + r], ids[c])
+                    pairs[key] = max(pairs.get(key, -1.0), cos)
+    return pairs
+
+
+class ExactKnnDuplicates(beam.PTransform):
+    """Embedding dict -> Pair dict {"doc_a", "doc_b", "cosine", "method": "knn"} by exact search."""
+
+    def __init__(self, *, k: int = 10, min_cosine: float = 0.9, exclude_same_document: bool = True):
+        super().__init__()
+        self.k = k
+        self.min_cosine = min_cosine
+        self.exclude_same_document = exclude_same_document
+
+    def expand(self, vectors):
+        k, floor, same_doc = self.k, self.min_cosine, self.exclude_same_document
+
+        def search(records):
+            records = sorted(records, key=lambda r: r["id"])
+            if not records:
+                return
+            ids = [r["id"] for r in records]
+            doc_ids = [r.get("doc_id", r["id"]) for r in records] if same_doc else None
+            matrix = np.stack([np.asarray(r["vector"], dtype=np.float32) for r in records])
+            for (a, b), cos in sorted(exact_neighbours(ids, matrix, k=k, min_cosine=floor, doc_ids=doc_ids).items()):
+                yield {"doc_a": a, "doc_b": b, "cosine": round(cos, 6), "method": "knn"}
+
+        return (vectors
+                | "GatherVectors" >> beam.combiners.ToList()
+                | "ExactSearch" >> beam.FlatMap(search))
