@@ -252,3 +252,14 @@ def es_fault_proxy(es_url):
     proxy = FaultProxy(es_url)
     yield proxy
     proxy.close()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data: real labelled data. Absent on a user's clone (tests skip), required under CI."""
+    path = REPO.parent / "shared" / "data"
+    if not path.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{path} is missing under CI: quality tests must not be skipped silently")
+        pytest.skip(f"{path} not present (real labelled data ships beside the repository, not in it)")
+    return path

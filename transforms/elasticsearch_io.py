@@ -215,6 +215,16 @@ def to_action(record: dict, index: str) -> dict:
             "_source": source}
 
 
+def approx_source_bytes(source: dict) -> int:
+    """Cheap estimate of a document's JSON size (a float of a vector serialises to ~20 bytes),
+    for batching by bytes without serialising every document twice."""
+    size = 2
+    for key, value in source.items():
+        size += len(key) + 4
+        size += 20 * len(value) if isinstance(value, list) else len(str(value)) + 2
+    return size
+
+
 def _is_transient(status: int) -> bool:
     return status in TRANSIENT_STATUS
 
@@ -233,16 +243,22 @@ class _BulkWriteFn(beam.DoFn):
         self.latency = Metrics.distribution("es_write", "bulk_latency_ms")
 
     def setup(self):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.client = self.config.client()
         self._ensured = False
+        # One request in flight while the next batch is built: Elasticsearch indexes on its cores
+        # while this worker parses and serialises. The bundle only finishes once all are answered.
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="es-bulk")
 
     def start_bundle(self):
         self.buffer: list[tuple[dict, dict]] = []
         self.buffer_bytes = 0
+        self._in_flight = None
 
     def process(self, record: dict):
         action = to_action(record, self.config.physical_index)
-        size = len(json.dumps(action["_source"]))
+        size = approx_source_bytes(action["_source"])
         self.buffer.append((record, action))
         self.buffer_bytes += size
         if len(self.buffer) >= self.batch_size or self.buffer_bytes >= self.batch_bytes:
@@ -252,7 +268,7 @@ class _BulkWriteFn(beam.DoFn):
         from apache_beam.transforms.window import GlobalWindow
         from apache_beam.utils.windowed_value import WindowedValue
 
-        for out in self._flush():
+        for out in [*self._flush(), *self._collect()]:
             if isinstance(out, beam.pvalue.TaggedOutput):
                 yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, -1, [GlobalWindow()]))
             else:
@@ -267,9 +283,24 @@ class _BulkWriteFn(beam.DoFn):
             if dims:
                 ensure_index(self.client, self.config.physical_index, dims, self.config.index_options)
                 self._ensured = True
-        yield from self._send_with_retries(batch)
+        yield from self._collect()
+        stats = {"indexed": 0, "failed": 0, "retries": 0, "bytes": 0, "latency_ms": []}
+        self._in_flight = (self._sender.submit(lambda: list(self._send_with_retries(batch, stats))), stats)
 
-    def _send_with_retries(self, batch):
+    def _collect(self) -> Iterable:
+        """Outputs of the request in flight (waits for it; re-raises its error); reports its metrics."""
+        if self._in_flight is not None:
+            (future, stats), self._in_flight = self._in_flight, None
+            outputs = future.result()
+            for name in ("indexed", "failed", "retries", "bytes"):
+                if stats[name]:
+                    getattr(self, name).inc(stats[name])
+            for ms in stats["latency_ms"]:
+                self.latency.update(ms)
+            yield from outputs
+
+    def _send_with_retries(self, batch, stats: dict):
+        """Runs in the sender thread: Beam metrics are counted into `stats` and reported by _collect."""
         from elasticsearch import ConnectionError as EsConnectionError, ConnectionTimeout
         from elasticsearch import helpers
 
@@ -286,21 +317,21 @@ class _BulkWriteFn(beam.DoFn):
                 if attempt == self.config.max_retries:
                     raise RuntimeError(f"Elasticsearch bulk failed after {attempt} retries: {exc}") from exc
                 _LOG.warning("bulk request failed (%s); retry %d in %.1f s", type(exc).__name__, attempt + 1, delay)
-                self.retries.inc()
+                stats["retries"] += 1
                 time.sleep(delay)
                 delay = min(delay * 2, self.config.max_backoff_s)
                 continue
-            self.latency.update(int((time.monotonic() - started) * 1000))
+            stats["latency_ms"].append(int((time.monotonic() - started) * 1000))
             for (record, action), (ok, item) in zip(pending, results):
                 info = next(iter(item.values()))
                 if ok:
-                    self.indexed.inc()
-                    self.bytes.inc(len(json.dumps(action["_source"])))
+                    stats["indexed"] += 1
+                    stats["bytes"] += approx_source_bytes(action["_source"])
                     yield record["id"]
                 elif _is_transient(int(info.get("status", 0))) or info.get("status") == "N/A":
                     retry.append((record, action))
                 else:
-                    self.failed.inc()
+                    stats["failed"] += 1
                     yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter(
                         "es_write", "rejected_by_elasticsearch", source=record.get("source"),
                         record_id=record["id"], detail=json.dumps(info.get("error"), default=str)[:2000]))
@@ -308,18 +339,21 @@ class _BulkWriteFn(beam.DoFn):
                 return
             if attempt == self.config.max_retries:
                 for record, _ in retry:
-                    self.failed.inc()
+                    stats["failed"] += 1
                     yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter(
                         "es_write", "retries_exhausted", record_id=record["id"],
                         detail=f"still failing after {attempt} retries"))
                 return
-            self.retries.inc(len(retry))
+            stats["retries"] += len(retry)
             _LOG.warning("%d documents got a transient error; retry %d in %.1f s", len(retry), attempt + 1, delay)
             time.sleep(delay)
             delay = min(delay * 2, self.config.max_backoff_s)
             pending = retry
 
     def teardown(self):
+        sender = getattr(self, "_sender", None)
+        if sender is not None:
+            sender.shutdown(wait=True)
         client = getattr(self, "client", None)
         if client is not None:
             client.close()

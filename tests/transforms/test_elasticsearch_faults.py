@@ -36,12 +36,21 @@ def count(es_client, index):
 
 
 def test_429_storm_is_retried_to_success(es_fault_proxy, es_client, es_index):
+    from apache_beam.metrics.metric import MetricsFilter
+
     config = EsConfig(url=es_fault_proxy.url, index=es_index, initial_backoff_s=0.05, max_backoff_s=0.2)
     es_fault_proxy.fail(429, times=4)
     es_fault_proxy.fail(503, times=2)
-    write(config, records(30))
+    p = TestPipeline()
+    out = p | beam.Create(records(30)) | WriteToElasticsearch(config, batch_size=10)
+    assert_that(out.dead_letter, equal_to([]))
+    result = p.run()
+    result.wait_until_finish()
     assert es_fault_proxy.injected == 6
     assert count(es_client, config.physical_index) == 30
+    metrics = {m.key.metric.name: m.committed
+               for m in result.metrics().query(MetricsFilter().with_namespace("es_write"))["counters"]}
+    assert metrics["indexed"] == 30 and metrics["retries"] >= 6 and metrics.get("failed", 0) == 0
 
 
 def test_bulk_applied_but_answer_lost_is_retried_without_duplicates(es_fault_proxy, es_client, es_index):
