@@ -22,6 +22,8 @@ setup(
         "google-cloud-storage>=2.10",
         "trafilatura>=2.0,<3",
         "lxml_html_clean>=0.4",
+        "sentencex>=1.0",
+        "py3langid>=0.3",
         "pyarrow>=14",
     ],
 )

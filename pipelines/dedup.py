@@ -5,12 +5,13 @@
 
 DAG (each name is a step of the Beam graph):
 
-    ReadDocuments -> CleanText -+-> KeyForEmbedding -> Embed -> IndexVectors -> RefreshIndex
-                                |                        \\-> KnnSearch (after RefreshIndex) --+
-                                +-> MinHashLSH (Signatures -> Candidates -> VerifyJaccard) ----+
+    ReadCorpus -> DropDuplicateIds -> CleanText -> DetectLanguage -> SplitUnits -> WriteUnits
+      ... -> DetectLanguage -+-> KeyForEmbedding -> Embed -> IndexVectors -> RefreshIndex
+                             |                        \\-> KnnSearch (after RefreshIndex) --+
+                             +-> MinHashLSH (Signatures -> Candidates -> VerifyJaccard) ----+
                                                                                                v
                      MergeSignals (both scores per pair, rule) -> Annotate -> WriteDuplicates
-    dead letters of ReadDocuments, CleanText, IndexVectors -> WriteDeadLetters
+    dead letters of ReadCorpus, DropDuplicateIds, CleanText, IndexVectors -> WriteDeadLetters
     stage counts -> WriteSummary
 """
 from __future__ import annotations
@@ -26,7 +27,9 @@ from pipelines.options import DedupOptions
 from pipelines.runner import choose_runner
 from transforms.elasticsearch_io import RefreshIndex, WriteToElasticsearch, check_cluster
 from transforms.embed import EmbedTexts
-from transforms.ingest import ReadDocuments
+from transforms.ingest import DropDuplicateIds, ReadCorpus
+from transforms.language import DetectLanguage
+from transforms.units import SplitUnits
 from transforms.knn import KnnDuplicates
 from transforms.lsh import MinHashDuplicates
 from transforms.merge import MergeSignals
@@ -34,7 +37,8 @@ from transforms.normalize import CleanDocuments
 from transforms.report import print_run_summary
 from transforms.records import ConfigError
 from transforms.vector_memory import ExactKnnDuplicates
-from transforms.sinks import WriteDeadLetters, WriteDuplicates, WriteSummary, clear_outputs
+from transforms.sinks import (CountBy, ReconcileSources, WriteDeadLetters, WriteDuplicates, WriteSummary,
+                             WriteUnits, clear_outputs)
 
 _LOG = logging.getLogger(__name__)
 METADATA_FIELDS = ("id", "title", "url", "lang")
@@ -42,7 +46,7 @@ METADATA_FIELDS = ("id", "title", "url", "lang")
 
 def default_run_id(opts: DedupOptions) -> str:
     """Deterministic run id: the same input and settings give the same id (and identical rows)."""
-    key = "|".join(str(x) for x in (opts.input, opts.model, opts.cosine_threshold, opts.knn_k,
+    key = "|".join(str(x) for x in (opts.input, opts.bq_table, opts.bq_query, opts.model, opts.cosine_threshold, opts.knn_k,
                                      opts.knn_num_candidates, opts.es_index, opts.min_chars, opts.signals,
                                      opts.jaccard_threshold, opts.minhash_params().key))
     return hashlib.sha1(key.encode()).hexdigest()[:12]
@@ -54,9 +58,12 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     run_id = opts.run_id or default_run_id(opts)
     signals = opts.signal_list()
 
-    read = p | "ReadDocuments" >> ReadDocuments(opts.input, id_field=opts.id_field, text_field=opts.text_field)
-    cleaned = read.documents | "CleanText" >> CleanDocuments(min_chars=opts.min_chars)
-    docs = cleaned.documents
+    read = p | "ReadCorpus" >> ReadCorpus(opts.source_config())
+    unique = read.documents | "DropDuplicateIds" >> DropDuplicateIds()
+    cleaned = unique.documents | "CleanText" >> CleanDocuments(min_chars=opts.min_chars)
+    docs = cleaned.documents | "DetectLanguage" >> DetectLanguage()
+    units = docs | "SplitUnits" >> SplitUnits(opts.unit_list(), min_chars=opts.min_unit_chars)
+    units | "WriteUnits" >> WriteUnits(opts.output)
 
     # The key carries the metadata through RunInference, so vectors need no join back to documents.
     keyed = docs | "KeyForEmbedding" >> beam.Map(
@@ -67,7 +74,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
                                        torch_threads=opts.torch_threads or None)
                | "WithMetadata" >> beam.Map(lambda r: {**r, **dict(r["id"]), "unit_type": "document"}))
 
-    found, dead_letters = [], [read.dead_letter, cleaned.dead_letter]
+    found, dead_letters = [], [read.dead_letter, unique.dead_letter, cleaned.dead_letter]
     counts = {}
     if opts.vector_store == "elasticsearch":
         written = vectors | "IndexVectors" >> WriteToElasticsearch(es)
@@ -107,7 +114,9 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     counts.update({
         "documents_read": read.documents,
         "dead_letter_read": read.dead_letter,
+        "dead_letter_duplicate_id": unique.dead_letter,
         "dead_letter_clean": cleaned.dead_letter,
+        "units": units,
         "documents_cleaned": docs,
         "vectors": vectors,
         "signatures": minhash["signatures"],
@@ -116,7 +125,10 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
         "duplicate_pairs": pairs,
     })
     counts = {name: count("".join(w.title() for w in name.split("_")), pc) for name, pc in counts.items()}
-    static = {"run_id": run_id, "input": opts.input, "output": opts.output, "model": opts.model,
+    counts["units_by_type"] = units | "UnitsByType" >> CountBy(lambda u: u["unit_type"])
+    counts["by_source"] = p | "ReconcileSources" >> ReconcileSources(
+        read=read, processed=docs, dead=(read.dead_letter, unique.dead_letter, cleaned.dead_letter))
+    static = {"run_id": run_id, "input": opts.input or opts.bq_table or opts.bq_query, "units": opts.unit_list(), "output": opts.output, "model": opts.model,
               "signals": signals, "cosine_threshold": opts.cosine_threshold,
               "jaccard_threshold": opts.jaccard_threshold, "es_index": opts.es_index,
               "knn": {"k": opts.knn_k, "num_candidates": opts.knn_num_candidates},

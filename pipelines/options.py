@@ -9,6 +9,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.elasticsearch_io import INDEX_OPTION_TYPES, EsConfig
 from transforms.embed import DEFAULT_MODEL
+from transforms.ingest import FORMATS as INPUT_FORMATS, FieldMap, SourceConfig
+from transforms.units import UNIT_TYPES
 from transforms.minhash import MinHashParams
 from transforms.records import ConfigError
 
@@ -25,11 +27,25 @@ class DedupOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser):
         g = parser.add_argument_group("input and output")
-        g.add_argument("--input", help="JSONL file pattern, local or gs:// (fields: id, text, title, url, lang, "
-                                       "published_at)")
+        g.add_argument("--input", help="File pattern, local or gs:// (JSONL, CSV, Parquet, Avro, text or HTML)")
+        g.add_argument("--input_format", default="auto", choices=INPUT_FORMATS + ("auto",),
+                       help="Format of the input files (auto: by extension)")
+        g.add_argument("--bq_table", default="", help="BigQuery table to read instead of files (project:dataset.table)")
+        g.add_argument("--bq_query", default="", help="BigQuery standard-SQL query to read instead of files")
         g.add_argument("--output", help="Output directory, local or gs://: duplicates/, dead_letter/, summary.json")
         g.add_argument("--id_field", default="id", help="Input field holding the document id")
         g.add_argument("--text_field", default="text", help="Input field holding the document text (plain or HTML)")
+        g.add_argument("--title_field", default="title", help="Input field holding the title")
+        g.add_argument("--url_field", default="url", help="Input field holding the URL")
+        g.add_argument("--lang_field", default="lang", help="Input field holding the language (else detected)")
+        g.add_argument("--published_at_field", default="published_at", help="Input field holding the publication date")
+        g.add_argument("--extra_fields", default="", help="Comma-separated input fields passed through as metadata")
+        g.add_argument("--max_chars", type=int, default=2_000_000,
+                       help="Documents longer than this (raw characters) go to the dead letters")
+        g.add_argument("--units", default="document,paragraph,sentence",
+                       help="Units split from each document and written to units/ (document, paragraph, sentence)")
+        g.add_argument("--min_unit_chars", type=int, default=40,
+                       help="Paragraph/sentence units shorter than this are counted and skipped")
         g.add_argument("--min_chars", type=int, default=20,
                        help="Documents shorter than this after cleaning go to the dead letters")
         g.add_argument("--run_id", default="", help="Run identifier recorded with every output row "
@@ -90,9 +106,13 @@ class DedupOptions(PipelineOptions):
                             "(1 disables)")
 
     def validate_job(self) -> None:
-        missing = [name for name in ("input", "output") if not getattr(self, name)]
-        if missing:
-            raise ConfigError("missing required option(s): " + ", ".join("--" + m for m in missing))
+        if not self.output:
+            raise ConfigError("missing required option(s): --output")
+        if sum(bool(x) for x in (self.input, self.bq_table, self.bq_query)) != 1:
+            raise ConfigError("give exactly one input: --input (files), --bq_table or --bq_query")
+        unknown_units = set(self.unit_list()) - set(UNIT_TYPES)
+        if unknown_units or not self.unit_list():
+            raise ConfigError(f"--units takes {', '.join(UNIT_TYPES)}, got {self.units!r}")
         if not 0.0 < self.cosine_threshold <= 1.0:
             raise ConfigError(f"--cosine_threshold must be in (0, 1], got {self.cosine_threshold}")
         if self.knn_k < 1 or self.knn_num_candidates < self.knn_k:
@@ -106,6 +126,16 @@ class DedupOptions(PipelineOptions):
             self.minhash_params()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+    def unit_list(self) -> list[str]:
+        return [u.strip() for u in self.units.split(",") if u.strip()]
+
+    def source_config(self) -> SourceConfig:
+        fields = FieldMap(id=self.id_field, text=self.text_field, title=self.title_field, url=self.url_field,
+                          lang=self.lang_field, published_at=self.published_at_field,
+                          extra=tuple(f.strip() for f in self.extra_fields.split(",") if f.strip()))
+        return SourceConfig(pattern=self.input or "", fmt=self.input_format, bq_table=self.bq_table,
+                            bq_query=self.bq_query, fields=fields, max_chars=self.max_chars)
 
     def signal_list(self) -> list[str]:
         return [s.strip() for s in self.signals.split(",") if s.strip()]

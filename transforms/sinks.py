@@ -22,7 +22,19 @@ DUPLICATES_SCHEMA = pa.schema([
     pa.field("run_id", pa.string()),
 ])
 
-OUTPUT_DIRS = ("duplicates", "dead_letter")
+UNITS_SCHEMA = pa.schema([
+    pa.field("unit_id", pa.string(), nullable=False),
+    pa.field("doc_id", pa.string(), nullable=False),
+    pa.field("unit_type", pa.string(), nullable=False),
+    pa.field("unit_index", pa.int32()),
+    pa.field("start", pa.int64()),
+    pa.field("end", pa.int64()),
+    pa.field("content_hash", pa.string()),
+    pa.field("lang", pa.string()),
+    pa.field("text", pa.string()),
+])
+
+OUTPUT_DIRS = ("duplicates", "dead_letter", "units")
 
 
 def join_path(base: str, *parts: str) -> str:
@@ -52,6 +64,65 @@ class WriteDuplicates(beam.PTransform):
                 | "WriteParquet" >> beam.io.WriteToParquet(
                     join_path(self.output, "duplicates", "part"), DUPLICATES_SCHEMA,
                     file_name_suffix=".parquet"))
+
+
+class WriteUnits(beam.PTransform):
+    """Unit dict -> Parquet files under <output>/units/ (provenance: doc, type, index, offsets, hash)."""
+
+    def __init__(self, output: str):
+        super().__init__()
+        self.output = output
+
+    def expand(self, units):
+        names = UNITS_SCHEMA.names
+        return (units
+                | "Project" >> beam.Map(lambda u: {n: u.get(n) for n in names})
+                | "WriteParquet" >> beam.io.WriteToParquet(
+                    join_path(self.output, "units", "part"), UNITS_SCHEMA, file_name_suffix=".parquet"))
+
+
+class CountBy(beam.PTransform):
+    """Elements -> singleton {key(element): count}."""
+
+    def __init__(self, key):
+        super().__init__()
+        self.key = key
+
+    def expand(self, pcoll):
+        key = self.key
+        return (pcoll | "Key" >> beam.Map(lambda e: (key(e), 1)) | "Sum" >> beam.CombinePerKey(sum)
+                | "ToDict" >> beam.combiners.ToDict())
+
+
+class ReconcileSources(beam.PTransform):
+    """Per input source: records read (= documents + read dead letters), documents processed, dead
+    letters of every stage, and whether read == processed + dead_lettered. Singleton dict."""
+
+    def __init__(self, *, read, processed, dead):
+        super().__init__()
+        self.read, self.processed, self.dead = read, processed, dead
+
+    def expand(self, pbegin):
+        def by_source(label, pcoll):
+            return (pcoll | f"{label}Key" >> beam.Map(lambda e: (e.get("source") or "?", 1))
+                    | f"{label}Sum" >> beam.CombinePerKey(sum))
+
+        dead = self.dead | "AllDead" >> beam.Flatten()
+        tables = {
+            "records": (self.read.documents, self.read.dead_letter) | "AllRead" >> beam.Flatten(),
+            "processed": self.processed,
+            "dead_lettered": dead,
+        }
+        keyed = {name: by_source(name.title(), pc) for name, pc in tables.items()}
+
+        def row(element):
+            source, g = element
+            r = {name: sum(g[name]) for name in tables}
+            r["reconciled"] = r["records"] == r["processed"] + r["dead_lettered"]
+            return source, r
+
+        return (keyed | "JoinSources" >> beam.CoGroupByKey() | "Row" >> beam.Map(row)
+                | "ToDict" >> beam.combiners.ToDict())
 
 
 class WriteDeadLetters(beam.PTransform):

@@ -48,6 +48,9 @@ def test_demo_run_finds_the_planted_duplicates_and_reruns_identically(es_url, es
     assert exact["method"] == "knn+minhash" and exact["jaccard"] == 1.0 and exact["cosine"] > 0.999
     assert all(r["cosine"] is not None and r["jaccard"] is not None for r in rows)  # both scores, always
     assert c["signatures"] == c["documents_cleaned"] and c["lsh_oversized_buckets"] == 0
+    assert c["by_source"][str(DEMO)] == {"records": 48, "processed": 48, "dead_lettered": 0, "reconciled": True}
+    assert c["units_by_type"]["document"] == 48 and c["units_by_type"]["paragraph"] >= 96
+    assert c["units"] == sum(c["units_by_type"].values())
     assert len({(r["doc_a"], r["doc_b"]) for r in rows}) == len(rows)
 
     positives, negatives = read_gold(str(GOLD))
@@ -76,21 +79,28 @@ def test_bad_records_go_to_dead_letters_and_counts_reconcile(es_url, index_name,
         json.dumps({"id": "nav", "text": "<html><body><nav><a href='/'>Inicio</a> <a href='/c'>Cursos</a>"
                                          "</nav><footer>Aviso legal y politica de privacidad</footer></body></html>"}).encode(),
         json.dumps({"id": "blank", "text": "   \n\t  "}).encode(),
+        json.dumps({"id": "ok0", "text": "Otro texto con el mismo identificador que el primero, debe ir a dead letters."}).encode(),
+        json.dumps({"id": "nul", "text": "texto con \u0000 byte nulo en medio de la frase"}).encode(),
     ]
     inp.write_bytes(b"\n".join(lines) + b"\n")
     out = tmp_path / "out"
     run(job_args(es_url, index_name, inp, out))
     c = read_summary(str(out))["counts"]
-    assert (c["documents_read"], c["dead_letter_read"], c["dead_letter_clean"], c["indexed"]) == (6, 3, 2, 4)
+    assert (c["documents_read"], c["dead_letter_read"], c["dead_letter_duplicate_id"], c["dead_letter_clean"],
+            c["indexed"]) == (7, 4, 1, 2, 4)
+    assert c["by_source"] == {str(inp): {"records": 11, "processed": 4, "dead_lettered": 7, "reconciled": True}}
     reasons = {(r["record_id"], r["stage"], r["reason"]) for r in read_dead_letters(str(out))}
     assert reasons == {(None, "read", "invalid_json"), (None, "read", "invalid_utf8"),
-                       (None, "read", "missing_id"), ("nav", "clean", "empty_after_cleaning"),
+                       (None, "read", "missing_id"), ("nul", "read", "invalid_text"),
+                       ("ok0", "read", "duplicate_id"), ("nav", "clean", "empty_after_cleaning"),
                        ("blank", "clean", "empty_after_cleaning")}
 
 
 def test_missing_options_and_unreachable_elasticsearch_fail_before_any_work(tmp_path, capsys):
     with pytest.raises(ConfigError, match="--output"):
         run(["--input", str(DEMO)])
+    with pytest.raises(ConfigError, match="exactly one input"):
+        run(["--input", str(DEMO), "--bq_table", "p:d.t", "--output", str(tmp_path)])
     out = tmp_path / "never"
     code = main(job_args("http://127.0.0.1:9", "x", DEMO, out))
     assert code == 2
