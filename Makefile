@@ -17,7 +17,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop run test lock clean bench-minhash
+.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop run test lock clean bench bench-minhash bench-es bench-prep
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,14 @@ run: venv es-start ## Run the dedup job (demo corpus by default; INPUT=... OUTPU
 
 test: venv services ## Run the whole test suite against the live local services
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: bench-prep bench-minhash bench-es ## All benchmarks (results in bench/results/*.json)
+
+bench-prep: venv ## Preparation stage on libreoffice-help-es HTML vs trafilatura alone
+	$(PY) bench/prep_bench.py --repeats 3 --out bench/results/prep.json
+
+bench-es: venv es-start ## ANN recall per index_options (20k vectors) and bulk throughput vs helpers.bulk
+	$(PY) bench/es_bench.py --es_url $(ES_URL) --vectors 20000 --repeats 3 --out bench/results/es.json
 
 bench-minhash: venv ## MinHash benchmark: Beam stage vs bare vectorised, 5,000-doc boilerplate bucket
 	$(PY) bench/minhash_bench.py --docs 10000 --repeats 3 --out bench/results/minhash.json

@@ -143,3 +143,29 @@ def test_bigquery_table_direct_read_and_query_sql(bigquery_emulator, gcs_bucket)
                     label="dead")
     query = f"SELECT article_id, body FROM `{table_id}` WHERE lang = 'es' AND body IS NOT NULL"
     assert [dict(r) for r in bigquery_emulator.query(query).result()] == [{"article_id": "b1", "body": "desde bigquery"}]
+
+
+def test_broken_inputs_lose_nothing(tmp_path):
+    """Truncated JSON, wrong encoding, navigation-only HTML, a 50 MB document, an empty file and a
+    duplicate id: every record is a document or a dead letter with the right reason."""
+    from transforms.normalize import CleanDocuments
+
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    with open(tmp_path / "big.jsonl", "w", encoding="utf-8") as f:
+        f.write(json.dumps({"id": "huge", "text": "palabra " * 6_250_000}) + "\n")  # 50 MB of text
+        f.write(json.dumps({"id": "fine", "text": "Un documento normal y corriente para la prueba."}) + "\n")
+    (tmp_path / "mixed.jsonl").write_bytes(
+        b'{"id": "trunc", "text": "se corta aqu\n'
+        + '{"id": "latin", "text": "Canción de cuna"}\n'.encode("latin-1")
+        + json.dumps({"id": "nav", "text": "<html><body><nav><a href='/'>Inicio</a> <a href='/x'>Cursos</a></nav>"
+                                           "<footer>Aviso legal</footer></body></html>"}).encode() + b"\n"
+        + json.dumps({"id": "fine", "text": "Otra vez el mismo id con otro texto distinto."}).encode() + b"\n")
+    with TestPipeline() as p:
+        read = p | ReadCorpus(SourceConfig(pattern=str(tmp_path / "*.jsonl")))
+        unique = read.documents | DropDuplicateIds()
+        cleaned = unique.documents | CleanDocuments(min_chars=20)
+        dead = (read.dead_letter, unique.dead_letter, cleaned.dead_letter) | beam.Flatten()
+        assert_that(cleaned.documents | "Ids" >> beam.Map(lambda d: d["id"]), equal_to(["fine"]), label="kept")
+        assert_that(dead | "Reasons" >> beam.Map(lambda r: (r["record_id"], r["reason"], len(r["payload"] or "") <= 2100)),
+                    equal_to([(None, "invalid_json", True), (None, "invalid_utf8", True), ("huge", "oversize", True),
+                              ("nav", "empty_after_cleaning", True), ("fine", "duplicate_id", True)]), label="dead")
