@@ -56,9 +56,18 @@ socket.socket.connect = _guarded(_real_connect)
 socket.socket.connect_ex = _guarded(_real_connect_ex)
 
 
+REAL_GCP = os.environ.get("DEDUP_REAL_GCP_PROJECT")  # opt-in only: tests marked real_gcp may leave loopback
+
+
 @pytest.fixture(autouse=True)
-def loopback_only():
-    """Fails any test during which something tried to connect outside the machine."""
+def loopback_only(request):
+    """Fails any test during which something tried to connect outside the machine. Only tests marked
+    `real_gcp`, and only when DEDUP_REAL_GCP_PROJECT is set (never in CI), may reach Google Cloud."""
+    if REAL_GCP and request.node.get_closest_marker("real_gcp"):
+        socket.socket.connect, socket.socket.connect_ex = _real_connect, _real_connect_ex
+        yield
+        socket.socket.connect, socket.socket.connect_ex = _guarded(_real_connect), _guarded(_real_connect_ex)
+        return
     before = len(_BLOCKED)
     yield
     attempts = _BLOCKED[before:]
@@ -257,7 +266,7 @@ def es_fault_proxy(es_url):
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data: real labelled data. Absent on a user's clone (tests skip), required under CI."""
-    path = REPO.parent / "shared" / "data"
+    path = Path(os.environ.get("DEDUP_SHARED_DATA", REPO.parent / "shared" / "data"))
     if not path.is_dir():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{path} is missing under CI: quality tests must not be skipped silently")

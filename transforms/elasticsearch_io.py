@@ -25,7 +25,7 @@ from typing import Iterable, Optional
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.records import DEAD_LETTER_TAG, ConfigError, dead_letter
+from transforms.records import DEAD_LETTER_TAG, ConfigError, dead_letter, in_global_window
 
 _LOG = logging.getLogger(__name__)
 
@@ -275,14 +275,7 @@ class _BulkWriteFn(beam.DoFn):
             yield from self._flush()
 
     def finish_bundle(self):
-        from apache_beam.transforms.window import GlobalWindow
-        from apache_beam.utils.windowed_value import WindowedValue
-
-        for out in [*self._flush(), *self._collect()]:
-            if isinstance(out, beam.pvalue.TaggedOutput):
-                yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, -1, [GlobalWindow()]))
-            else:
-                yield WindowedValue(out, -1, [GlobalWindow()])
+        yield from in_global_window([*self._flush(), *self._collect()])
 
     def _flush(self) -> Iterable:
         if not self.buffer:

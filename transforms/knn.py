@@ -14,7 +14,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.elasticsearch_io import EsConfig
-from transforms.records import ordered_pair
+from transforms.records import in_global_window, ordered_pair
 
 
 def score_to_cosine(score: float) -> float:
@@ -49,11 +49,7 @@ class _KnnSearchFn(beam.DoFn):
             yield from self._search()
 
     def finish_bundle(self):
-        from apache_beam.transforms.window import GlobalWindow
-        from apache_beam.utils.windowed_value import WindowedValue
-
-        for out in self._search():
-            yield WindowedValue(out, -1, [GlobalWindow()])
+        yield from in_global_window(self._search())
 
     def _search(self):
         if not self.buffer:

@@ -35,6 +35,20 @@ def dead_letter(stage: str, reason: str, *, source: str | None = None, line: int
     }
 
 
+def in_global_window(outputs):
+    """Wraps outputs emitted from DoFn.finish_bundle (plain values or TaggedOutputs) in the global
+    window, as Beam requires there; the buffering DoFns of this project are batch, global-window."""
+    import apache_beam as beam
+    from apache_beam.transforms.window import GlobalWindow
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    for out in outputs:
+        if isinstance(out, beam.pvalue.TaggedOutput):
+            yield beam.pvalue.TaggedOutput(out.tag, WindowedValue(out.value, -1, [GlobalWindow()]))
+        else:
+            yield WindowedValue(out, -1, [GlobalWindow()])
+
+
 def ordered_pair(a: str, b: str) -> tuple[str, str]:
     """The canonical order of a document pair, so (a, b) and (b, a) are one key on every worker."""
     return (a, b) if a < b else (b, a)
