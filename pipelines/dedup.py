@@ -37,11 +37,13 @@ from transforms.normalize import CleanDocuments
 from transforms.report import print_run_summary
 from transforms.records import ConfigError
 from transforms.vector_memory import ExactKnnDuplicates
-from transforms.sinks import (CountBy, ReconcileSources, WriteDeadLetters, WriteDuplicates, WriteSummary,
-                             WriteUnits, clear_outputs)
+from transforms.rollup import RollUpMatches
+from transforms.sinks import (UNIT_MATCHES_SCHEMA, CountBy, ReconcileSources, WriteDeadLetters, WriteDuplicates,
+                             WriteSummary, WriteUnits, clear_outputs)
 
 _LOG = logging.getLogger(__name__)
-METADATA_FIELDS = ("id", "title", "url", "lang")
+UNIT_FIELDS = ("unit_id", "doc_id", "unit_type", "unit_index", "start", "end", "doc_chars", "content_hash",
+               "title", "url", "lang")
 
 
 def default_run_id(opts: DedupOptions) -> str:
@@ -65,17 +67,22 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     units = docs | "SplitUnits" >> SplitUnits(opts.unit_list(), min_chars=opts.min_unit_chars)
     units | "WriteUnits" >> WriteUnits(opts.output)
 
-    # The key carries the metadata through RunInference, so vectors need no join back to documents.
-    keyed = docs | "KeyForEmbedding" >> beam.Map(
-        lambda d: (tuple((f, d.get(f)) for f in METADATA_FIELDS), d["text"]))
+    # Units matched against each other: documents, and (by default) paragraphs rolled up below.
+    match_types = opts.match_unit_list()
+    cos_t, jac_t = opts.thresholds()
+    to_match = units | "UnitsToMatch" >> beam.Filter(lambda u, types: u["unit_type"] in types, match_types)
+    # The key carries the metadata through RunInference, so vectors need no join back to units.
+    keyed = to_match | "KeyForEmbedding" >> beam.Map(
+        lambda u: (tuple((f, u.get(f)) for f in UNIT_FIELDS) + (("id", u["unit_id"]),), u["text"]))
     vectors = (keyed
                | "Embed" >> EmbedTexts(opts.model, batch_size=opts.embed_batch_size,
                                        max_batch_size=opts.embed_max_batch, device=opts.device or None,
                                        torch_threads=opts.torch_threads or None)
-               | "WithMetadata" >> beam.Map(lambda r: {**r, **dict(r["id"]), "unit_type": "document"}))
+               | "WithMetadata" >> beam.Map(lambda r: {**r, **dict(r["id"])}))
 
     found, dead_letters = [], [read.dead_letter, unique.dead_letter, cleaned.dead_letter]
     counts = {}
+    min_cos = min(cos_t[t] for t in match_types)
     if opts.vector_store == "elasticsearch":
         written = vectors | "IndexVectors" >> WriteToElasticsearch(es)
         dead_letters.append(written.dead_letter)
@@ -84,26 +91,44 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
         if "knn" in signals:
             found.append(vectors | "KnnSearch" >> KnnDuplicates(
                 es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates,
-                min_cosine=opts.cosine_threshold, exclude_same_document=opts.knn_exclude_same_document))
+                min_cosine=min_cos, exclude_same_document=opts.knn_exclude_same_document))
     elif "knn" in signals:
         found.append(vectors | "KnnSearch" >> ExactKnnDuplicates(
-            k=opts.knn_k, min_cosine=opts.cosine_threshold, exclude_same_document=opts.knn_exclude_same_document))
+            k=opts.knn_k, min_cosine=min_cos, exclude_same_document=opts.knn_exclude_same_document))
     if "knn" in signals:
         counts["knn_pairs"] = found[0]
 
-    lsh = MinHashDuplicates(opts.minhash_params(), opts.jaccard_threshold, target_recall=opts.lsh_target_recall,
-                            max_bucket=opts.lsh_max_bucket, oversize_window=opts.lsh_window,
-                            prefilter_margin=opts.lsh_prefilter_margin)
-    minhash = docs | "MinHashLSH" >> lsh
+    # MinHash LSH per unit type (a paragraph is never banded with a whole document).
+    lsh_runs, signatures, minhash_pairs, oversized = {}, [], [], []
+    for kind in match_types:
+        lsh_runs[kind] = MinHashDuplicates(
+            opts.minhash_params(), jac_t[kind], target_recall=opts.lsh_target_recall, max_bucket=opts.lsh_max_bucket,
+            oversize_window=opts.lsh_window, prefilter_margin=opts.lsh_prefilter_margin)
+        typed = (to_match | f"Only{kind.title()}" >> beam.Filter(lambda u, k: u["unit_type"] == k, kind)
+                 | f"AsLshInput{kind.title()}" >> beam.Map(lambda u: {"id": u["unit_id"], "text": u["text"]}))
+        result = typed | f"MinHashLSH{kind.title()}" >> lsh_runs[kind]
+        signatures.append(result["signatures"])
+        minhash_pairs.append(result["pairs"])
+        oversized.append(result["oversized"])
+    all_signatures = tuple(signatures) | "AllSignatures" >> beam.Flatten()
+    all_minhash = tuple(minhash_pairs) | "AllMinHashPairs" >> beam.Flatten()
     if "minhash" in signals:
-        found.append(minhash["pairs"])
+        found.append(all_minhash)
 
-    pairs = (tuple(found)
-             | "MergeSignals" >> MergeSignals(vectors=vectors, signatures=minhash["signatures"],
-                                              cosine_threshold=opts.cosine_threshold,
-                                              jaccard_threshold=opts.jaccard_threshold)
-             | "Annotate" >> beam.Map(lambda pair: {**pair, "model": opts.model, "run_id": run_id}))
+    unit_pairs = tuple(found) | "MergeSignals" >> MergeSignals(
+        vectors=vectors, signatures=all_signatures, cosine_threshold=cos_t, jaccard_threshold=jac_t)
+    doc_vectors = vectors | "DocumentVectors" >> beam.Filter(lambda r: r["unit_type"] == "document")
+    doc_signatures = (signatures[match_types.index("document")] if "document" in match_types else None)
+    rolled = unit_pairs | "RollUp" >> RollUpMatches(
+        units=vectors, doc_vectors=doc_vectors if "document" in match_types else None, doc_signatures=doc_signatures)
+
+    def annotate(row):
+        return {**row, "model": opts.model, "run_id": run_id}
+
+    pairs = rolled["documents"] | "Annotate" >> beam.Map(annotate)
+    unit_matches = rolled["units"] | "AnnotateUnits" >> beam.Map(annotate)
     pairs | "WriteDuplicates" >> WriteDuplicates(opts.output)
+    unit_matches | "WriteUnitMatches" >> WriteDuplicates(opts.output, "unit_matches", UNIT_MATCHES_SCHEMA)
 
     dead = tuple(dead_letters) | "AllDeadLetters" >> beam.Flatten()
     dead | "WriteDeadLetters" >> WriteDeadLetters(opts.output)
@@ -119,9 +144,10 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
         "units": units,
         "documents_cleaned": docs,
         "vectors": vectors,
-        "signatures": minhash["signatures"],
-        "minhash_pairs": minhash["pairs"],
-        "lsh_oversized_buckets": minhash["oversized"],
+        "signatures": all_signatures,
+        "minhash_pairs": all_minhash,
+        "lsh_oversized_buckets": tuple(oversized) | "AllOversized" >> beam.Flatten(),
+        "unit_matches": unit_matches,
         "duplicate_pairs": pairs,
     })
     counts = {name: count("".join(w.title() for w in name.split("_")), pc) for name, pc in counts.items()}
@@ -134,7 +160,9 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
               "knn": {"k": opts.knn_k, "num_candidates": opts.knn_num_candidates},
               "vector_store": opts.vector_store, "index_options": opts.es_index_options,
               "es_physical_index": es.physical_index if opts.vector_store == "elasticsearch" else None,
-              "lsh": lsh.describe()}
+              "match_units": match_types,
+              "unit_cosine_threshold": opts.unit_cosine_threshold, "unit_jaccard_threshold": opts.unit_jaccard_threshold,
+              "lsh": {kind: run.describe() for kind, run in lsh_runs.items()}}
     p | "WriteSummary" >> WriteSummary(opts.output, counts, static)
     return {"documents": docs, "vectors": vectors, "pairs": pairs, "dead_letter": dead}
 

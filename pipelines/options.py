@@ -44,6 +44,13 @@ class DedupOptions(PipelineOptions):
                        help="Documents longer than this (raw characters) go to the dead letters")
         g.add_argument("--units", default="document,paragraph,sentence",
                        help="Units split from each document and written to units/ (document, paragraph, sentence)")
+        g.add_argument("--match_units", default="document,paragraph",
+                       help="Unit types matched against each other (a subset of --units); paragraph and "
+                            "sentence matches are rolled up to document pairs")
+        g.add_argument("--unit_cosine_threshold", type=float, default=0.9,
+                       help="Cosine threshold for paragraph/sentence matches (stricter than documents')")
+        g.add_argument("--unit_jaccard_threshold", type=float, default=0.5,
+                       help="Jaccard threshold for paragraph/sentence matches")
         g.add_argument("--min_unit_chars", type=int, default=40,
                        help="Paragraph/sentence units shorter than this are counted and skipped")
         g.add_argument("--min_chars", type=int, default=20,
@@ -113,6 +120,8 @@ class DedupOptions(PipelineOptions):
         unknown_units = set(self.unit_list()) - set(UNIT_TYPES)
         if unknown_units or not self.unit_list():
             raise ConfigError(f"--units takes {', '.join(UNIT_TYPES)}, got {self.units!r}")
+        if not self.match_unit_list() or not set(self.match_unit_list()) <= set(self.unit_list()):
+            raise ConfigError(f"--match_units must be a non-empty subset of --units, got {self.match_units!r}")
         if not 0.0 < self.cosine_threshold <= 1.0:
             raise ConfigError(f"--cosine_threshold must be in (0, 1], got {self.cosine_threshold}")
         if self.knn_k < 1 or self.knn_num_candidates < self.knn_k:
@@ -129,6 +138,15 @@ class DedupOptions(PipelineOptions):
 
     def unit_list(self) -> list[str]:
         return [u.strip() for u in self.units.split(",") if u.strip()]
+
+    def match_unit_list(self) -> list[str]:
+        return [u for u in UNIT_TYPES if u in {x.strip() for x in self.match_units.split(",")}]
+
+    def thresholds(self) -> tuple[dict, dict]:
+        """({unit_type: cosine threshold}, {unit_type: jaccard threshold})."""
+        cos = {t: self.cosine_threshold if t == "document" else self.unit_cosine_threshold for t in UNIT_TYPES}
+        jac = {t: self.jaccard_threshold if t == "document" else self.unit_jaccard_threshold for t in UNIT_TYPES}
+        return cos, jac
 
     def source_config(self) -> SourceConfig:
         fields = FieldMap(id=self.id_field, text=self.text_field, title=self.title_field, url=self.url_field,

@@ -58,14 +58,15 @@ class _KnnSearchFn(beam.DoFn):
         searches: list[dict] = []
         for rec in batch:
             # Excluded in the query, so the k neighbours are all usable: the unit itself and,
-            # optionally, the other units of its own document.
+            # optionally, the other units of its own document; only units of the same type match.
             field, value = (("doc_id", rec.get("doc_id", rec["id"])) if self.exclude_same_document
                             else ("unit_id", rec["id"]))
             searches.append({"index": self.config.physical_index})
             searches.append({
                 "knn": {"field": "vector", "query_vector": rec["vector"], "k": self.k,
                         "num_candidates": self.num_candidates, "similarity": self.min_cosine,
-                        "filter": {"bool": {"must_not": [{"term": {field: value}}]}}},
+                        "filter": {"bool": {"must_not": [{"term": {field: value}}],
+                                            "filter": [{"term": {"unit_type": rec.get("unit_type", "document")}}]}}},
                 "_source": ["unit_id", "doc_id"], "size": self.k})
         started = time.monotonic()
         response = self.client.msearch(searches=searches)

@@ -14,6 +14,7 @@ import numpy as np
 
 from transforms.minhash import exact_jaccard
 from transforms.pair_join import JoinPairScores
+from transforms.units import parse_unit_id
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -34,7 +35,9 @@ def decide(cos, jac, cosine_threshold: float, jaccard_threshold: float) -> str:
 class MergeSignals(beam.PTransform):
     """Pair dicts from each search -> one evidence row per (doc_a, doc_b); rows no rule keeps are dropped."""
 
-    def __init__(self, *, vectors, signatures, cosine_threshold: float, jaccard_threshold: float):
+    def __init__(self, *, vectors, signatures, cosine_threshold, jaccard_threshold):
+        """Thresholds: a float, or {unit_type: float} when the pairs are units (ids as in units.py);
+        unit pairs of the same document are dropped."""
         super().__init__()
         self.vectors = vectors
         self.signatures = signatures
@@ -43,7 +46,7 @@ class MergeSignals(beam.PTransform):
 
     def expand(self, found_pairs):
         """`found_pairs`: a tuple of Pair-dict PCollections (each with doc_a, doc_b, method)."""
-        cos_t, jac_t = self.cosine_threshold, self.jaccard_threshold
+        cos_by_type, jac_by_type = self.cosine_threshold, self.jaccard_threshold
         methods = (found_pairs
                    | "AllFound" >> beam.Flatten()
                    | "KeyFound" >> beam.Map(lambda p: ((p["doc_a"], p["doc_b"]), p["method"])))
@@ -56,6 +59,11 @@ class MergeSignals(beam.PTransform):
 
         def to_row(element):
             (a, b), g = element
+            (doc_a, kind), (doc_b, _) = parse_unit_id(a), parse_unit_id(b)
+            if kind != "document" and doc_a == doc_b:
+                return
+            cos_t = cos_by_type[kind] if isinstance(cos_by_type, dict) else cos_by_type
+            jac_t = jac_by_type[kind] if isinstance(jac_by_type, dict) else jac_by_type
             cos = round(float(g["cosine"][0]), 6) if g["cosine"] else None
             jac = round(float(g["jaccard"][0]), 6) if g["jaccard"] else None
             rule = decide(cos, jac, cos_t, jac_t)

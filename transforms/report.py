@@ -26,6 +26,15 @@ def read_duplicates(output_or_dir: str) -> list[dict]:
     return sorted(rows, key=lambda r: (r["doc_a"], r["doc_b"]))
 
 
+def read_units(output: str) -> list[dict]:
+    """All rows of a run's units table."""
+    rows: list[dict] = []
+    for meta in FileSystems.match([join_path(output, "units", "*.parquet")])[0].metadata_list:
+        with FileSystems.open(meta.path) as handle:
+            rows.extend(pq.read_table(handle).to_pylist())
+    return rows
+
+
 def read_dead_letters(output: str) -> list[dict]:
     rows: list[dict] = []
     for meta in FileSystems.match([join_path(output, "dead_letter", "*.jsonl")])[0].metadata_list:
@@ -38,14 +47,16 @@ def print_run_summary(output: str, top: int = 15) -> None:
     summary = read_summary(output)
     pairs = read_duplicates(output)
     counts = summary["counts"]
-    lsh = summary.get("lsh", {})
+    lsh = summary.get("lsh", {}).get("document", {})
     print(f"\nrun {summary['run_id']}  model={summary['model']}  cosine>={summary['cosine_threshold']}  "
           f"jaccard>={summary.get('jaccard_threshold')}  LSH bands={lsh.get('bands')} rows={lsh.get('rows')}")
     print("counts: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-    print(f"{len(pairs)} duplicate pairs; the {min(top, len(pairs))} most similar (cosine, jaccard, found by):")
+    print(f"{len(pairs)} duplicate pairs; the {min(top, len(pairs))} most similar (document cosine, jaccard, "
+          f"found by, matched units):")
 
     def fmt(x):
         return "  -  " if x is None else f"{x:.3f}"
 
     for row in sorted(pairs, key=lambda r: (-(r["cosine"] or 0), -(r.get("jaccard") or 0)))[:top]:
-        print(f"  {fmt(row['cosine'])}  {fmt(row.get('jaccard'))}  {row['method']:<12} {row['doc_a']}  <->  {row['doc_b']}")
+        print(f"  {fmt(row['cosine'])}  {fmt(row.get('jaccard'))}  {row['method']:<12} {row.get('granularity') or '':<19}"
+              f" {row['doc_a']}  <->  {row['doc_b']}")

@@ -14,9 +14,32 @@ from apache_beam.io.filesystems import FileSystems
 DUPLICATES_SCHEMA = pa.schema([
     pa.field("doc_a", pa.string(), nullable=False),
     pa.field("doc_b", pa.string(), nullable=False),
+    pa.field("granularity", pa.string()),
     pa.field("cosine", pa.float64()),
     pa.field("jaccard", pa.float64()),
     pa.field("method", pa.string(), nullable=False),
+    pa.field("rule", pa.string()),
+    pa.field("matched_units", pa.int32()),
+    pa.field("coverage_a", pa.float64()),
+    pa.field("coverage_b", pa.float64()),
+    pa.field("evidence", pa.string()),
+    pa.field("model", pa.string()),
+    pa.field("run_id", pa.string()),
+])
+
+UNIT_MATCHES_SCHEMA = pa.schema([
+    pa.field("unit_a", pa.string(), nullable=False),
+    pa.field("unit_b", pa.string(), nullable=False),
+    pa.field("doc_a", pa.string(), nullable=False),
+    pa.field("doc_b", pa.string(), nullable=False),
+    pa.field("unit_type", pa.string()),
+    pa.field("a_start", pa.int64()),
+    pa.field("a_end", pa.int64()),
+    pa.field("b_start", pa.int64()),
+    pa.field("b_end", pa.int64()),
+    pa.field("cosine", pa.float64()),
+    pa.field("jaccard", pa.float64()),
+    pa.field("method", pa.string()),
     pa.field("rule", pa.string()),
     pa.field("model", pa.string()),
     pa.field("run_id", pa.string()),
@@ -34,7 +57,7 @@ UNITS_SCHEMA = pa.schema([
     pa.field("text", pa.string()),
 ])
 
-OUTPUT_DIRS = ("duplicates", "dead_letter", "units")
+OUTPUT_DIRS = ("duplicates", "dead_letter", "units", "unit_matches")
 
 
 def join_path(base: str, *parts: str) -> str:
@@ -51,19 +74,20 @@ def clear_outputs(output: str) -> int:
 
 
 class WriteDuplicates(beam.PTransform):
-    """Pair dict -> Parquet files under <output>/duplicates/."""
+    """Row dict -> Parquet files under <output>/<table>/ (duplicates: document pairs; unit_matches)."""
 
-    def __init__(self, output: str):
+    def __init__(self, output: str, table: str = "duplicates", schema: pa.Schema = DUPLICATES_SCHEMA):
         super().__init__()
         self.output = output
+        self.table = table
+        self.schema = schema
 
     def expand(self, pairs):
-        names = DUPLICATES_SCHEMA.names
+        names = self.schema.names
         return (pairs
                 | "Project" >> beam.Map(lambda p: {n: p.get(n) for n in names})
                 | "WriteParquet" >> beam.io.WriteToParquet(
-                    join_path(self.output, "duplicates", "part"), DUPLICATES_SCHEMA,
-                    file_name_suffix=".parquet"))
+                    join_path(self.output, self.table, "part"), self.schema, file_name_suffix=".parquet"))
 
 
 class WriteUnits(beam.PTransform):

@@ -25,6 +25,17 @@ _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
 _OPENING_MARK = re.compile(r"(?<=[.!?…»\"”)])\s+(?=[¿¡])")
 
 
+_UNIT_SUFFIX = re.compile(r"^(.*)#([ps])(\d+)$")
+
+
+def parse_unit_id(unit_id: str) -> tuple[str, str]:
+    """unit id -> (doc id, unit type): 'doc#p3' -> ('doc', 'paragraph'); a document unit's id is its doc id."""
+    m = _UNIT_SUFFIX.match(unit_id)
+    if not m:
+        return unit_id, "document"
+    return m.group(1), "paragraph" if m.group(2) == "p" else "sentence"
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
@@ -77,7 +88,8 @@ def split_units(doc: dict, unit_types: Iterable[str] = UNIT_TYPES, min_chars: in
     def unit(kind, index, start, end, prefix):
         return {"unit_id": doc_id if kind == "document" else f"{doc_id}#{prefix}{index}", "doc_id": doc_id,
                 "unit_type": kind, "unit_index": index, "start": start, "end": end, "text": text[start:end],
-                "content_hash": content_hash(text[start:end]), "lang": lang}
+                "content_hash": content_hash(text[start:end]), "lang": lang, "doc_chars": len(text),
+                "title": doc.get("title"), "url": doc.get("url")}
 
     wanted = set(unit_types)
     if "document" in wanted:

@@ -80,7 +80,7 @@ def test_knn_duplicates_finds_planted_pairs_once(es_url, es_client, es_index):
     near = unit([x + rng.gauss(0, 0.01) for x in base[0]])  # cosine ~0.998 to d0
     records = [{"id": f"d{i}", "vector": v} for i, v in enumerate(base)] + [{"id": "d0-copy", "vector": near}]
     ensure_index(es_client, es_index, dims=32)
-    helpers.bulk(es_client, ({"_index": es_index, "_id": r["id"], "_source": {"doc_id": r["id"], "vector": r["vector"]}}
+    helpers.bulk(es_client, ({"_index": es_index, "_id": r["id"], "_source": {"doc_id": r["id"], "unit_type": "document", "vector": r["vector"]}}
                              for r in records), refresh=True)
     try:
         run_knn(config, records)
