@@ -43,7 +43,7 @@ def read_dead_letters(output: str) -> list[dict]:
     return rows
 
 
-def print_run_summary(output: str, top: int = 15) -> None:
+def print_run_summary(output: str, top: int = 25) -> None:
     summary = read_summary(output)
     pairs = read_duplicates(output)
     counts = summary["counts"]
