@@ -37,8 +37,9 @@ from transforms.normalize import CleanDocuments
 from transforms.report import print_run_summary
 from transforms.records import ConfigError
 from transforms.vector_memory import ExactKnnDuplicates
+from transforms.groups import DuplicateGroups
 from transforms.rollup import RollUpMatches
-from transforms.sinks import (UNIT_MATCHES_SCHEMA, CountBy, ReconcileSources, WriteDeadLetters, WriteDuplicates,
+from transforms.sinks import (GROUPS_SCHEMA, UNIT_MATCHES_SCHEMA, CountBy, ReconcileSources, WriteDeadLetters, WriteDuplicates,
                              WriteSummary, WriteUnits, clear_outputs)
 
 _LOG = logging.getLogger(__name__)
@@ -125,9 +126,13 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     def annotate(row):
         return {**row, "model": opts.model, "run_id": run_id}
 
-    pairs = rolled["documents"] | "Annotate" >> beam.Map(annotate)
+    grouped = rolled["documents"] | "DuplicateGroups" >> DuplicateGroups(
+        docs, policy=opts.canonical_list(), preferred_url=opts.preferred_url, rounds=opts.group_rounds)
+    pairs = grouped["pairs"] | "Annotate" >> beam.Map(annotate)
+    groups = grouped["groups"] | "AnnotateGroups" >> beam.Map(lambda g: {**g, "run_id": run_id})
     unit_matches = rolled["units"] | "AnnotateUnits" >> beam.Map(annotate)
     pairs | "WriteDuplicates" >> WriteDuplicates(opts.output)
+    groups | "WriteGroups" >> WriteDuplicates(opts.output, "groups", GROUPS_SCHEMA)
     unit_matches | "WriteUnitMatches" >> WriteDuplicates(opts.output, "unit_matches", UNIT_MATCHES_SCHEMA)
 
     dead = tuple(dead_letters) | "AllDeadLetters" >> beam.Flatten()
@@ -149,6 +154,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
         "lsh_oversized_buckets": tuple(oversized) | "AllOversized" >> beam.Flatten(),
         "unit_matches": unit_matches,
         "duplicate_pairs": pairs,
+        "groups": groups,
     })
     counts = {name: count("".join(w.title() for w in name.split("_")), pc) for name, pc in counts.items()}
     counts["units_by_type"] = units | "UnitsByType" >> CountBy(lambda u: u["unit_type"])
@@ -161,7 +167,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
               "vector_store": opts.vector_store, "index_options": opts.es_index_options,
               "es_physical_index": es.physical_index if opts.vector_store == "elasticsearch" else None,
               "match_units": match_types,
-              "unit_cosine_threshold": opts.unit_cosine_threshold, "unit_jaccard_threshold": opts.unit_jaccard_threshold,
+              "canonical_policy": opts.canonical_list(), "unit_cosine_threshold": opts.unit_cosine_threshold, "unit_jaccard_threshold": opts.unit_jaccard_threshold,
               "lsh": {kind: run.describe() for kind, run in lsh_runs.items()}}
     p | "WriteSummary" >> WriteSummary(opts.output, counts, static)
     return {"documents": docs, "vectors": vectors, "pairs": pairs, "dead_letter": dead}

@@ -10,6 +10,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from transforms.elasticsearch_io import INDEX_OPTION_TYPES, EsConfig
 from transforms.embed import DEFAULT_MODEL
 from transforms.ingest import FORMATS as INPUT_FORMATS, FieldMap, SourceConfig
+from transforms.groups import CANONICAL_POLICIES
 from transforms.units import UNIT_TYPES
 from transforms.minhash import MinHashParams
 from transforms.records import ConfigError
@@ -94,6 +95,13 @@ class DedupOptions(PipelineOptions):
                        help="Do not pair units of the same document")
         g.add_argument("--signals", default="knn,minhash",
                        help="Comma-separated duplicate searches to run: knn (semantic), minhash (lexical)")
+        g = parser.add_argument_group("groups")
+        g.add_argument("--canonical_policy", default="earliest,longest,smallest_id",
+                       help="Ordered rules choosing each group's canonical document: earliest (published_at), "
+                            "longest, shortest, preferred_url, smallest_id (always the final tie-break)")
+        g.add_argument("--preferred_url", default="", help="Regex of preferred URLs for the preferred_url rule")
+        g.add_argument("--group_rounds", type=int, default=24,
+                       help="Large/small-star rounds of the connected components (log-scale in group size)")
         g = parser.add_argument_group("minhash lsh")
         g.add_argument("--jaccard_threshold", type=float, default=0.5,
                        help="Pairs with exact shingle Jaccard at or above this are duplicates")
@@ -120,6 +128,9 @@ class DedupOptions(PipelineOptions):
         unknown_units = set(self.unit_list()) - set(UNIT_TYPES)
         if unknown_units or not self.unit_list():
             raise ConfigError(f"--units takes {', '.join(UNIT_TYPES)}, got {self.units!r}")
+        bad_rules = set(self.canonical_list()) - set(CANONICAL_POLICIES + ("preferred_url",))
+        if bad_rules:
+            raise ConfigError(f"--canonical_policy: unknown rule(s) {sorted(bad_rules)}")
         if not self.match_unit_list() or not set(self.match_unit_list()) <= set(self.unit_list()):
             raise ConfigError(f"--match_units must be a non-empty subset of --units, got {self.match_units!r}")
         if not 0.0 < self.cosine_threshold <= 1.0:
@@ -138,6 +149,9 @@ class DedupOptions(PipelineOptions):
 
     def unit_list(self) -> list[str]:
         return [u.strip() for u in self.units.split(",") if u.strip()]
+
+    def canonical_list(self) -> list[str]:
+        return [r.strip() for r in self.canonical_policy.split(",") if r.strip()]
 
     def match_unit_list(self) -> list[str]:
         return [u for u in UNIT_TYPES if u in {x.strip() for x in self.match_units.split(",")}]

@@ -26,13 +26,17 @@ def read_duplicates(output_or_dir: str) -> list[dict]:
     return sorted(rows, key=lambda r: (r["doc_a"], r["doc_b"]))
 
 
-def read_units(output: str) -> list[dict]:
-    """All rows of a run's units table."""
+def read_table(output: str, table: str) -> list[dict]:
+    """All rows of one Parquet output table of a run (units, unit_matches, groups, duplicates)."""
     rows: list[dict] = []
-    for meta in FileSystems.match([join_path(output, "units", "*.parquet")])[0].metadata_list:
+    for meta in FileSystems.match([join_path(output, table, "*.parquet")])[0].metadata_list:
         with FileSystems.open(meta.path) as handle:
             rows.extend(pq.read_table(handle).to_pylist())
     return rows
+
+
+def read_units(output: str) -> list[dict]:
+    return read_table(output, "units")
 
 
 def read_dead_letters(output: str) -> list[dict]:
@@ -57,6 +61,10 @@ def print_run_summary(output: str, top: int = 25) -> None:
     def fmt(x):
         return "  -  " if x is None else f"{x:.3f}"
 
+    groups = sorted(read_table(output, "groups"), key=lambda g: (-g["size"], g["group_id"]))
+    if groups:
+        print(f"{len(groups)} duplicate groups; largest: " + "; ".join(
+            f"{g['size']} docs, canonical {g['canonical_id']}" for g in groups[:3]))
     for row in sorted(pairs, key=lambda r: (-(r["cosine"] or 0), -(r.get("jaccard") or 0)))[:top]:
         print(f"  {fmt(row['cosine'])}  {fmt(row.get('jaccard'))}  {row['method']:<12} {row.get('granularity') or '':<19}"
               f" {row['doc_a']}  <->  {row['doc_b']}")

@@ -23,7 +23,17 @@ DUPLICATES_SCHEMA = pa.schema([
     pa.field("coverage_a", pa.float64()),
     pa.field("coverage_b", pa.float64()),
     pa.field("evidence", pa.string()),
+    pa.field("group_id", pa.string()),
+    pa.field("canonical_id", pa.string()),
     pa.field("model", pa.string()),
+    pa.field("run_id", pa.string()),
+])
+
+GROUPS_SCHEMA = pa.schema([
+    pa.field("group_id", pa.string(), nullable=False),
+    pa.field("canonical_id", pa.string(), nullable=False),
+    pa.field("size", pa.int32()),
+    pa.field("members", pa.list_(pa.string())),
     pa.field("run_id", pa.string()),
 ])
 
@@ -57,7 +67,7 @@ UNITS_SCHEMA = pa.schema([
     pa.field("text", pa.string()),
 ])
 
-OUTPUT_DIRS = ("duplicates", "dead_letter", "units", "unit_matches")
+OUTPUT_DIRS = ("duplicates", "dead_letter", "units", "unit_matches", "groups")
 
 
 def join_path(base: str, *parts: str) -> str:

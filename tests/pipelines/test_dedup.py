@@ -8,7 +8,7 @@ import pytest
 from pipelines.dedup import main, run
 from pipelines.evaluate import read_gold, score_pairs
 from transforms.records import ConfigError
-from transforms.report import read_dead_letters, read_duplicates, read_summary, read_units
+from transforms.report import read_dead_letters, read_duplicates, read_summary, read_table, read_units
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -58,6 +58,13 @@ def test_demo_run_finds_the_planted_duplicates_and_reruns_identically(es_url, es
     scores = score_pairs({(r["doc_a"], r["doc_b"]) for r in rows}, positives, negatives)
     for kind in ("exact", "html", "light", "shared_paragraph"):  # all near-verbatim reuse must be found
         assert scores["recall_by_kind"][kind]["recall"] == 1.0, scores
+    groups = {tuple(g["members"]): g for g in read_table(str(out), "groups")}
+    cell = groups[("es-celula", "es-celula-portal", "es-guia-biologia-tema1")]
+    assert cell["canonical_id"] == "es-celula" and cell["size"] == 3  # published first
+    assert c["groups"] == len(groups) and sum(g["size"] for g in groups.values()) == len(
+        {d for r in rows for d in (r["doc_a"], r["doc_b"])})
+    assert by_pair[("es-celula", "es-celula-portal")]["group_id"] == cell["group_id"]
+    assert all(r["canonical_id"] in (r["doc_a"], r["doc_b"]) or r["group_id"] for r in rows)
     shared = by_pair[("es-celula", "es-guia-biologia-tema1")]
     assert shared["granularity"] == "paragraph" and shared["matched_units"] == 1
     assert 0.3 < shared["coverage_a"] < 0.7 and 0.3 < shared["coverage_b"] < 0.7
