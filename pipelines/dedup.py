@@ -51,7 +51,9 @@ def default_run_id(opts: DedupOptions) -> str:
     """Deterministic run id: the same input and settings give the same id (and identical rows)."""
     key = "|".join(str(x) for x in (opts.input, opts.bq_table, opts.bq_query, opts.model, opts.cosine_threshold, opts.knn_k,
                                      opts.knn_num_candidates, opts.es_index, opts.min_chars, opts.signals,
-                                     opts.jaccard_threshold, opts.minhash_params().key))
+                                     opts.jaccard_threshold, opts.minhash_params().key, opts.match_units,
+                                     opts.unit_cosine_threshold, opts.unit_jaccard_threshold,
+                                     opts.canonical_policy, opts.preferred_url))
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
