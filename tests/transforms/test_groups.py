@@ -40,13 +40,13 @@ def test_too_few_rounds_fail_loudly_instead_of_writing_wrong_groups():
 
 
 def test_canonical_policies():
-    a = {"id": "b", "published_at": "2025-01-01", "chars": 100, "url": "https://x/b"}
-    b = {"id": "a", "published_at": "2025-06-01", "chars": 500, "url": "https://cursos.example.org/a"}
+    a = {"id": "b", "published_at": "2025-01-01", "chars": 100, "url": "https://b.invalid/b"}
+    b = {"id": "a", "published_at": "2025-06-01", "chars": 500, "url": "https://example.org/cursos/a"}
     c = {"id": "c", "published_at": None, "chars": 500, "url": None}
     pick = lambda policy, url="": sorted([a, b, c], key=lambda m: canonical_key(m, policy, url))[0]["id"]
     assert pick(("earliest",)) == "b"
     assert pick(("longest", "smallest_id")) == "a"
-    assert pick(("preferred_url", "earliest"), r"cursos\.example\.org") == "a"
+    assert pick(("preferred_url", "earliest"), r"example\.org/cursos") == "a"
     assert pick(("smallest_id",)) == "a"
 
 
