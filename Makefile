@@ -51,7 +51,7 @@ bq-stop: ## Stop the BigQuery emulator
 run: venv es-start ## Run the dedup job (demo corpus by default; INPUT=... OUTPUT=... ARGS=...)
 	$(PY) -m pipelines.dedup --input $(INPUT) --output $(OUTPUT) --es_url $(ES_URL) --es_index $(ES_INDEX) $(ARGS)
 	@if [ -n "$(GOLD)" ]; then $(PY) -m pipelines.evaluate --duplicates $(OUTPUT)/duplicates --gold $(GOLD); fi
-	@echo "outputs: $(OUTPUT)/duplicates (Parquet), $(OUTPUT)/dead_letter, $(OUTPUT)/summary.json"
+	@echo "outputs under $(OUTPUT): duplicates/ groups/ unit_matches/ units/ (Parquet), dead_letter/ (JSONL), summary.json"
 
 test: venv services ## Run the whole test suite against the live local services
 	$(PY) -m pytest tests $(PYTEST_ARGS)
