@@ -16,6 +16,7 @@ DAG (each name is a step of the Beam graph):
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import logging
 import sys
@@ -39,7 +40,8 @@ from transforms.records import ConfigError
 from transforms.vector_memory import ExactKnnDuplicates
 from transforms.groups import DuplicateGroups
 from transforms.rollup import RollUpMatches
-from transforms.sinks import (GROUPS_SCHEMA, UNIT_MATCHES_SCHEMA, CountBy, ReconcileSources, WriteDeadLetters, WriteDuplicates,
+from transforms.bq_sink import WriteRunTable, delete_run_rows
+from transforms.sinks import (DUPLICATES_SCHEMA, GROUPS_SCHEMA, UNIT_MATCHES_SCHEMA, CountBy, ReconcileSources, WriteDeadLetters, WriteDuplicates,
                              WriteSummary, WriteUnits, clear_outputs)
 
 _LOG = logging.getLogger(__name__)
@@ -135,6 +137,11 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     unit_matches = rolled["units"] | "AnnotateUnits" >> beam.Map(annotate)
     pairs | "WriteDuplicates" >> WriteDuplicates(opts.output)
     groups | "WriteGroups" >> WriteDuplicates(opts.output, "groups", GROUPS_SCHEMA)
+    if opts.bq_output_dataset:
+        run_date = opts.run_date or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+        for table, rows, schema in (("duplicates", pairs, DUPLICATES_SCHEMA), ("groups", groups, GROUPS_SCHEMA),
+                                    ("unit_matches", unit_matches, UNIT_MATCHES_SCHEMA)):
+            rows | f"BigQuery{table.title()}" >> WriteRunTable(opts.bq_output_dataset, table, schema, run_date)
     unit_matches | "WriteUnitMatches" >> WriteDuplicates(opts.output, "unit_matches", UNIT_MATCHES_SCHEMA)
 
     dead = tuple(dead_letters) | "AllDeadLetters" >> beam.Flatten()
@@ -190,6 +197,9 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
             client.indices.delete(index=es.physical_index, ignore_unavailable=True)
         finally:
             client.close()
+    if opts.bq_output_dataset:  # re-running a run replaces its rows in BigQuery
+        run_id = opts.run_id or default_run_id(opts)
+        _LOG.info("deleted earlier rows of run %s: %s", run_id, delete_run_rows(opts.bq_output_dataset, run_id))
     removed = clear_outputs(opts.output)
     if removed:
         _LOG.info("removed %d files of an earlier run under %s", removed, opts.output)

@@ -34,6 +34,10 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--bq_table", default="", help="BigQuery table to read instead of files (project:dataset.table)")
         g.add_argument("--bq_query", default="", help="BigQuery standard-SQL query to read instead of files")
         g.add_argument("--output", help="Output directory, local or gs://: duplicates/, dead_letter/, summary.json")
+        g.add_argument("--bq_output_dataset", default="",
+                       help="Also load duplicates, groups and unit_matches into this BigQuery dataset "
+                            "(project:dataset; day-partitioned by run_date, re-runs replace their rows)")
+        g.add_argument("--run_date", default="", help="Partition date of this run's BigQuery rows (default: today, UTC)")
         g.add_argument("--id_field", default="id", help="Input field holding the document id")
         g.add_argument("--text_field", default="text", help="Input field holding the document text (plain or HTML)")
         g.add_argument("--title_field", default="title", help="Input field holding the title")

@@ -124,3 +124,27 @@ def test_missing_options_and_unreachable_elasticsearch_fail_before_any_work(tmp_
     assert code == 2
     assert "not reachable" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_bigquery_output_tables_are_replaced_per_run(bigquery_emulator, gcs_bucket, bq_endpoints, tmp_path, monkeypatch):
+    """FILE_LOADS into the BigQuery emulator (staged on the GCS emulator); a re-run replaces its rows."""
+    from google.cloud import bigquery
+
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bq_endpoints["rest"])  # the driver-side DELETE
+    dataset = f"dedup_{uuid.uuid4().hex[:8]}"
+    bigquery_emulator.create_dataset(bigquery.Dataset(f"data-project.{dataset}"))
+    out = tmp_path / "out"
+    args = ["--input", str(DEMO), "--output", str(out), "--vector_store", "memory",
+            "--bq_output_dataset", f"data-project:{dataset}", "--run_date", "2026-11-26",
+            "--project", "test-project", "--temp_location", f"{gcs_bucket}/tmp"]
+    for _ in range(2):
+        run(args)
+        local = read_duplicates(str(out))
+        stored = [dict(r) for r in bigquery_emulator.query(
+            f"SELECT doc_a, doc_b, group_id, run_id, CAST(run_date AS STRING) AS run_date "
+            f"FROM `data-project.{dataset}.duplicates` ORDER BY doc_a, doc_b").result()]
+        assert [(r["doc_a"], r["doc_b"], r["group_id"]) for r in stored] == \
+            [(r["doc_a"], r["doc_b"], r["group_id"]) for r in local]
+        assert {r["run_date"] for r in stored} == {"2026-11-26"}
+        n_groups = list(bigquery_emulator.query(f"SELECT COUNT(*) AS n FROM `data-project.{dataset}.groups`").result())
+        assert n_groups[0]["n"] == read_summary(str(out))["counts"]["groups"]
