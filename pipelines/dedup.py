@@ -55,7 +55,7 @@ def default_run_id(opts: DedupOptions) -> str:
                                      opts.knn_num_candidates, opts.es_index, opts.min_chars, opts.signals,
                                      opts.jaccard_threshold, opts.minhash_params().key, opts.match_units,
                                      opts.unit_cosine_threshold, opts.unit_jaccard_threshold,
-                                     opts.canonical_policy, opts.preferred_url))
+                                     opts.canonical_policy, opts.preferred_url, opts.rule, opts.unit_rule))
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
@@ -121,7 +121,8 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
         found.append(all_minhash)
 
     unit_pairs = tuple(found) | "MergeSignals" >> MergeSignals(
-        vectors=vectors, signatures=all_signatures, cosine_threshold=cos_t, jaccard_threshold=jac_t)
+        vectors=vectors, signatures=all_signatures, cosine_threshold=cos_t, jaccard_threshold=jac_t,
+        rules=opts.rules())
     doc_vectors = vectors | "DocumentVectors" >> beam.Filter(lambda r: r["unit_type"] == "document")
     doc_signatures = (signatures[match_types.index("document")] if "document" in match_types else None)
     rolled = unit_pairs | "RollUp" >> RollUpMatches(
@@ -176,6 +177,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
               "vector_store": opts.vector_store, "index_options": opts.es_index_options,
               "es_physical_index": es.physical_index if opts.vector_store == "elasticsearch" else None,
               "match_units": match_types,
+              "rule": opts.rule or None, "unit_rule": opts.unit_rule or None,
               "canonical_policy": opts.canonical_list(), "unit_cosine_threshold": opts.unit_cosine_threshold, "unit_jaccard_threshold": opts.unit_jaccard_threshold,
               "lsh": {kind: run.describe() for kind, run in lsh_runs.items()}}
     p | "WriteSummary" >> WriteSummary(opts.output, counts, static)

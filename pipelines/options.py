@@ -11,6 +11,7 @@ from transforms.elasticsearch_io import INDEX_OPTION_TYPES, EsConfig
 from transforms.embed import DEFAULT_MODEL
 from transforms.ingest import FORMATS as INPUT_FORMATS, FieldMap, SourceConfig
 from transforms.groups import CANONICAL_POLICIES
+from transforms.rules import Rule
 from transforms.units import UNIT_TYPES
 from transforms.minhash import MinHashParams
 from transforms.records import ConfigError
@@ -97,6 +98,10 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--knn_num_candidates", type=int, default=100, help="HNSW candidates per shard")
         g.add_argument("--knn_exclude_same_document", type=_bool, default=True,
                        help="Do not pair units of the same document")
+        g.add_argument("--rule", default="",
+                       help="Decision rule for document pairs, e.g. 'jaccard >= 0.8 or (cosine >= 0.92 and "
+                            "jaccard >= 0.2)' (default: cosine >= --cosine_threshold or jaccard >= --jaccard_threshold)")
+        g.add_argument("--unit_rule", default="", help="Decision rule for paragraph/sentence pairs (same syntax)")
         g.add_argument("--signals", default="knn,minhash",
                        help="Comma-separated duplicate searches to run: knn (semantic), minhash (lexical)")
         g = parser.add_argument_group("groups")
@@ -132,6 +137,7 @@ class DedupOptions(PipelineOptions):
         unknown_units = set(self.unit_list()) - set(UNIT_TYPES)
         if unknown_units or not self.unit_list():
             raise ConfigError(f"--units takes {', '.join(UNIT_TYPES)}, got {self.units!r}")
+        self.rules()
         bad_rules = set(self.canonical_list()) - set(CANONICAL_POLICIES + ("preferred_url",))
         if bad_rules:
             raise ConfigError(f"--canonical_policy: unknown rule(s) {sorted(bad_rules)}")
@@ -153,6 +159,18 @@ class DedupOptions(PipelineOptions):
 
     def unit_list(self) -> list[str]:
         return [u.strip() for u in self.units.split(",") if u.strip()]
+
+    def rules(self) -> dict:
+        """{unit_type: Rule} for the types given a rule expression."""
+        out = {}
+        try:
+            if self.rule:
+                out["document"] = Rule(self.rule)
+            if self.unit_rule:
+                out["paragraph"] = out["sentence"] = Rule(self.unit_rule)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return out
 
     def canonical_list(self) -> list[str]:
         return [r.strip() for r in self.canonical_policy.split(",") if r.strip()]

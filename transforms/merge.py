@@ -35,10 +35,12 @@ def decide(cos, jac, cosine_threshold: float, jaccard_threshold: float) -> str:
 class MergeSignals(beam.PTransform):
     """Pair dicts from each search -> one evidence row per (doc_a, doc_b); rows no rule keeps are dropped."""
 
-    def __init__(self, *, vectors, signatures, cosine_threshold, jaccard_threshold):
+    def __init__(self, *, vectors, signatures, cosine_threshold, jaccard_threshold, rules=None):
         """Thresholds: a float, or {unit_type: float} when the pairs are units (ids as in units.py);
-        unit pairs of the same document are dropped."""
+        unit pairs of the same document are dropped. `rules` ({unit_type: rules.Rule}) replaces the
+        thresholds' OR for the types it names."""
         super().__init__()
+        self.rules = rules or {}
         self.vectors = vectors
         self.signatures = signatures
         self.cosine_threshold = cosine_threshold
@@ -46,7 +48,7 @@ class MergeSignals(beam.PTransform):
 
     def expand(self, found_pairs):
         """`found_pairs`: a tuple of Pair-dict PCollections (each with doc_a, doc_b, method)."""
-        cos_by_type, jac_by_type = self.cosine_threshold, self.jaccard_threshold
+        cos_by_type, jac_by_type, rules = self.cosine_threshold, self.jaccard_threshold, self.rules
         methods = (found_pairs
                    | "AllFound" >> beam.Flatten()
                    | "KeyFound" >> beam.Map(lambda p: ((p["doc_a"], p["doc_b"]), p["method"])))
@@ -66,7 +68,10 @@ class MergeSignals(beam.PTransform):
             jac_t = jac_by_type[kind] if isinstance(jac_by_type, dict) else jac_by_type
             cos = round(float(g["cosine"][0]), 6) if g["cosine"] else None
             jac = round(float(g["jaccard"][0]), 6) if g["jaccard"] else None
-            rule = decide(cos, jac, cos_t, jac_t)
+            if kind in rules:
+                rule = rules[kind].text if rules[kind](cosine=cos, jaccard=jac) else ""
+            else:
+                rule = decide(cos, jac, cos_t, jac_t)
             if not rule:
                 return
             yield {"doc_a": a, "doc_b": b, "cosine": cos, "jaccard": jac,

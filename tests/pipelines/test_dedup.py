@@ -148,3 +148,16 @@ def test_bigquery_output_tables_are_replaced_per_run(bigquery_emulator, gcs_buck
         assert {r["run_date"] for r in stored} == {"2026-11-26"}
         n_groups = list(bigquery_emulator.query(f"SELECT COUNT(*) AS n FROM `data-project.{dataset}.groups`").result())
         assert n_groups[0]["n"] == read_summary(str(out))["counts"]["groups"]
+
+
+def test_rule_expression_decides_and_is_recorded(tmp_path):
+    out = tmp_path / "out"
+    run(["--input", str(DEMO), "--output", str(out), "--vector_store", "memory", "--match_units", "document",
+         "--rule", "cosine >= 0.99 and jaccard >= 0.9"])
+    rows = read_duplicates(str(out))
+    assert len(rows) >= 4  # the four verbatim copies at least
+    assert all(r["cosine"] >= 0.99 and r["jaccard"] >= 0.9 and r["rule"] == "cosine >= 0.99 and jaccard >= 0.9"
+               for r in rows)
+    assert ("en-newton-laws", "en-newton-laws-notes") not in {(r["doc_a"], r["doc_b"]) for r in rows}  # J 0.6
+    with pytest.raises(ConfigError, match="only cosine, jaccard"):
+        run(["--input", str(DEMO), "--output", str(out), "--rule", "open('x')"])
