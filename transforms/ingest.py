@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import os
 from typing import Iterator, Optional
 
@@ -264,7 +265,9 @@ def table_fields(table_spec: str, wanted: list[str]) -> Optional[list[str]]:
         ref = bigquery_tools.parse_table_reference(table_spec)
         table = bigquery_tools.BigQueryWrapper().get_table(ref.projectId, ref.datasetId, ref.tableId)
         existing = {f.name for f in table.schema.fields}
-    except Exception:  # noqa: BLE001 - permissions or network at launch: let the read fetch everything
+    except Exception as exc:  # noqa: BLE001 - permissions or network at launch: let the read fetch everything
+        logging.getLogger(__name__).warning(
+            "could not read the schema of %s (%s): reading all its columns", table_spec, type(exc).__name__)
         return None
     return [f for f in dict.fromkeys(wanted) if f in existing] or None
 
