@@ -17,7 +17,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop run test lock clean bench bench-minhash bench-es bench-prep
+.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop browser run test lock clean bench bench-minhash bench-es bench-prep
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,9 +51,12 @@ bq-stop: ## Stop the BigQuery emulator
 run: venv es-start ## Run the dedup job (demo corpus by default; INPUT=... OUTPUT=... ARGS=...)
 	$(PY) -m pipelines.dedup --input $(INPUT) --output $(OUTPUT) --es_url $(ES_URL) --es_index $(ES_INDEX) $(ARGS)
 	@if [ -n "$(GOLD)" ]; then $(PY) -m pipelines.evaluate --duplicates $(OUTPUT)/duplicates --gold $(GOLD); fi
-	@echo "outputs under $(OUTPUT): duplicates/ groups/ unit_matches/ units/ (Parquet), dead_letter/ (JSONL), summary.json"
+	@echo "outputs under $(OUTPUT): duplicates/ groups/ unit_matches/ units/ (Parquet + JSONL), dead_letter/ (JSONL), summary.json, report.html"
 
-test: venv services ## Run the whole test suite against the live local services
+browser: ## Install Debian's Chromium (the HTML report test opens the report in it)
+	@scripts/install-chromium.sh >/dev/null
+
+test: venv services browser ## Run the whole test suite against the live local services
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 bench: bench-prep bench-minhash bench-es ## All benchmarks (results in bench/results/*.json)

@@ -6,13 +6,14 @@
 DAG (each name is a step of the Beam graph):
 
     ReadCorpus -> DropDuplicateIds -> CleanText -> DetectLanguage -> SplitUnits -> WriteUnits
-      ... -> DetectLanguage -+-> KeyForEmbedding -> Embed -> IndexVectors -> RefreshIndex
-                             |                        \\-> KnnSearch (after RefreshIndex) --+
-                             +-> MinHashLSH (Signatures -> Candidates -> VerifyJaccard) ----+
-                                                                                               v
-                     MergeSignals (both scores per pair, rule) -> Annotate -> WriteDuplicates
+    SplitUnits -> UnitsToMatch -> KeyForEmbedding -> Embed -> IndexVectors -> RefreshIndex -> KnnSearch --+
+                               \-> MinHashLSH<Type> (Signatures -> Candidates -> VerifyJaccard) ---------+
+                                                                                                        v
+      MergeSignals (both scores per unit pair, rule) -> RollUp (unit matches -> document pairs, coverage,
+      evidence) -> DuplicateGroups (connected components, canonical) -> Annotate
+      -> WriteDuplicates, WriteGroups, WriteUnitMatches [, BigQuery<Table> with --bq_output_dataset]
     dead letters of ReadCorpus, DropDuplicateIds, CleanText, IndexVectors -> WriteDeadLetters
-    stage counts -> WriteSummary
+    stage counts -> WriteSummary -> RunReport (report.html: counts, score charts, groups, top pairs)
 """
 from __future__ import annotations
 
@@ -36,13 +37,14 @@ from transforms.lsh import MinHashDuplicates
 from transforms.merge import MergeSignals
 from transforms.normalize import CleanDocuments
 from transforms.report import print_run_summary
+from transforms.run_report import BuildRunReport
 from transforms.records import ConfigError
 from transforms.vector_memory import ExactKnnDuplicates
 from transforms.groups import DuplicateGroups
 from transforms.rollup import RollUpMatches
 from transforms.bq_sink import WriteRunTable, delete_run_rows
-from transforms.sinks import (DUPLICATES_SCHEMA, GROUPS_SCHEMA, UNIT_MATCHES_SCHEMA, CountBy, ReconcileSources, WriteDeadLetters, WriteDuplicates,
-                             WriteSummary, WriteUnits, clear_outputs)
+from transforms.sinks import (DUPLICATES_SCHEMA, GROUPS_SCHEMA, UNIT_MATCHES_SCHEMA, UNITS_SCHEMA, CountBy, ReconcileSources, WriteDeadLetters,
+                             WriteSummary, WriteTable, clear_outputs)
 
 _LOG = logging.getLogger(__name__)
 UNIT_FIELDS = ("unit_id", "doc_id", "unit_type", "unit_index", "start", "end", "doc_chars", "content_hash",
@@ -70,7 +72,13 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     cleaned = unique.documents | "CleanText" >> CleanDocuments(min_chars=opts.min_chars)
     docs = cleaned.documents | "DetectLanguage" >> DetectLanguage()
     units = docs | "SplitUnits" >> SplitUnits(opts.unit_list(), min_chars=opts.min_unit_chars)
-    units | "WriteUnits" >> WriteUnits(opts.output)
+    formats = opts.output_format_list()
+
+    def write_table(rows, table, schema):
+        return rows | f"Write{''.join(w.title() for w in table.split('_'))}" >> WriteTable(
+            opts.output, table, schema, formats=formats, rows_per_file=opts.rows_per_file)
+
+    write_table(units, "units", UNITS_SCHEMA)
 
     # Units matched against each other: documents, and (by default) paragraphs rolled up below.
     match_types = opts.match_unit_list()
@@ -120,9 +128,9 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     if "minhash" in signals:
         found.append(all_minhash)
 
-    unit_pairs = tuple(found) | "MergeSignals" >> MergeSignals(
-        vectors=vectors, signatures=all_signatures, cosine_threshold=cos_t, jaccard_threshold=jac_t,
-        rules=opts.rules())
+    merge = MergeSignals(vectors=vectors, signatures=all_signatures, cosine_threshold=cos_t, jaccard_threshold=jac_t,
+                         rules=opts.rules())
+    unit_pairs = tuple(found) | "MergeSignals" >> merge
     doc_vectors = vectors | "DocumentVectors" >> beam.Filter(lambda r: r["unit_type"] == "document")
     doc_signatures = (signatures[match_types.index("document")] if "document" in match_types else None)
     rolled = unit_pairs | "RollUp" >> RollUpMatches(
@@ -136,14 +144,14 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     pairs = grouped["pairs"] | "Annotate" >> beam.Map(annotate)
     groups = grouped["groups"] | "AnnotateGroups" >> beam.Map(lambda g: {**g, "run_id": run_id})
     unit_matches = rolled["units"] | "AnnotateUnits" >> beam.Map(annotate)
-    pairs | "WriteDuplicates" >> WriteDuplicates(opts.output)
-    groups | "WriteGroups" >> WriteDuplicates(opts.output, "groups", GROUPS_SCHEMA)
+    write_table(pairs, "duplicates", DUPLICATES_SCHEMA)
+    write_table(groups, "groups", GROUPS_SCHEMA)
     if opts.bq_output_dataset:
         run_date = opts.run_date or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
         for table, rows, schema in (("duplicates", pairs, DUPLICATES_SCHEMA), ("groups", groups, GROUPS_SCHEMA),
                                     ("unit_matches", unit_matches, UNIT_MATCHES_SCHEMA)):
             rows | f"BigQuery{table.title()}" >> WriteRunTable(opts.bq_output_dataset, table, schema, run_date)
-    unit_matches | "WriteUnitMatches" >> WriteDuplicates(opts.output, "unit_matches", UNIT_MATCHES_SCHEMA)
+    write_table(unit_matches, "unit_matches", UNIT_MATCHES_SCHEMA)
 
     dead = tuple(dead_letters) | "AllDeadLetters" >> beam.Flatten()
     dead | "WriteDeadLetters" >> WriteDeadLetters(opts.output)
@@ -180,7 +188,10 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
               "rule": opts.rule or None, "unit_rule": opts.unit_rule or None,
               "canonical_policy": opts.canonical_list(), "unit_cosine_threshold": opts.unit_cosine_threshold, "unit_jaccard_threshold": opts.unit_jaccard_threshold,
               "lsh": {kind: run.describe() for kind, run in lsh_runs.items()}}
-    p | "WriteSummary" >> WriteSummary(opts.output, counts, static)
+    summary = p | "WriteSummary" >> WriteSummary(opts.output, counts, static)
+    if opts.report_top > 0:
+        p | "RunReport" >> BuildRunReport(opts.output, summary=summary, pairs=pairs, groups=groups, docs=docs,
+                                          scored=merge.scored, top=opts.report_top)
     return {"documents": docs, "vectors": vectors, "pairs": pairs, "dead_letter": dead}
 
 

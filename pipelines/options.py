@@ -34,7 +34,14 @@ class DedupOptions(PipelineOptions):
                        help="Format of the input files (auto: by extension)")
         g.add_argument("--bq_table", default="", help="BigQuery table to read instead of files (project:dataset.table)")
         g.add_argument("--bq_query", default="", help="BigQuery standard-SQL query to read instead of files")
-        g.add_argument("--output", help="Output directory, local or gs://: duplicates/, dead_letter/, summary.json")
+        g.add_argument("--output", help="Output directory, local or gs://: duplicates/, groups/, unit_matches/, units/, "
+                            "dead_letter/, summary.json, report.html")
+        g.add_argument("--output_formats", default="parquet,jsonl",
+                       help="File formats of the output tables under --output (parquet, jsonl)")
+        g.add_argument("--rows_per_file", type=int, default=250_000,
+                       help="Rows per output file; tables are sharded and sorted deterministically")
+        g.add_argument("--report_top", type=int, default=25,
+                       help="Pairs shown side by side in report.html (0: no HTML report)")
         g.add_argument("--bq_output_dataset", default="",
                        help="Also load duplicates, groups and unit_matches into this BigQuery dataset "
                             "(project:dataset; day-partitioned by run_date, re-runs replace their rows)")
@@ -138,6 +145,11 @@ class DedupOptions(PipelineOptions):
         if unknown_units or not self.unit_list():
             raise ConfigError(f"--units takes {', '.join(UNIT_TYPES)}, got {self.units!r}")
         self.rules()
+        formats = self.output_format_list()
+        if not formats or set(formats) - {"parquet", "jsonl"}:
+            raise ConfigError(f"--output_formats takes parquet and/or jsonl, got {self.output_formats!r}")
+        if self.rows_per_file < 1:
+            raise ConfigError(f"--rows_per_file must be >= 1, got {self.rows_per_file}")
         bad_rules = set(self.canonical_list()) - set(CANONICAL_POLICIES + ("preferred_url",))
         if bad_rules:
             raise ConfigError(f"--canonical_policy: unknown rule(s) {sorted(bad_rules)}")
@@ -156,6 +168,9 @@ class DedupOptions(PipelineOptions):
             self.minhash_params()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+    def output_format_list(self) -> list[str]:
+        return [f.strip() for f in self.output_formats.split(",") if f.strip()]
 
     def unit_list(self) -> list[str]:
         return [u.strip() for u in self.units.split(",") if u.strip()]

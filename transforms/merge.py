@@ -32,8 +32,14 @@ def decide(cos, jac, cosine_threshold: float, jaccard_threshold: float) -> str:
     return " AND ".join(fired)
 
 
+SCORED_TAG = "scored"
+
+
 class MergeSignals(beam.PTransform):
-    """Pair dicts from each search -> one evidence row per (doc_a, doc_b); rows no rule keeps are dropped."""
+    """Pair dicts from each search -> one evidence row per (doc_a, doc_b); rows no rule keeps are dropped.
+
+    After application, `.scored` holds (unit_type, cosine, jaccard, kept) for every candidate scored,
+    kept or not: the score distributions of the run report."""
 
     def __init__(self, *, vectors, signatures, cosine_threshold, jaccard_threshold, rules=None):
         """Thresholds: a float, or {unit_type: float} when the pairs are units (ids as in units.py);
@@ -72,11 +78,14 @@ class MergeSignals(beam.PTransform):
                 rule = rules[kind].text if rules[kind](cosine=cos, jaccard=jac) else ""
             else:
                 rule = decide(cos, jac, cos_t, jac_t)
+            yield beam.pvalue.TaggedOutput(SCORED_TAG, (kind, cos, jac, bool(rule)))
             if not rule:
                 return
             yield {"doc_a": a, "doc_b": b, "cosine": cos, "jaccard": jac,
                    "method": "+".join(sorted(set(g["method"]))), "rule": rule}
 
-        return ({"method": methods, "cosine": cosines, "jaccard": jaccards}
-                | "JoinEvidence" >> beam.CoGroupByKey()
-                | "ToRow" >> beam.FlatMap(to_row))
+        result = ({"method": methods, "cosine": cosines, "jaccard": jaccards}
+                  | "JoinEvidence" >> beam.CoGroupByKey()
+                  | "ToRow" >> beam.FlatMap(to_row).with_outputs(SCORED_TAG, main="pairs"))
+        self.scored = result[SCORED_TAG]
+        return result["pairs"]

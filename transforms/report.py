@@ -15,23 +15,31 @@ def read_summary(output: str) -> dict:
 
 
 def read_duplicates(output_or_dir: str) -> list[dict]:
-    """All rows of a run's duplicates table (Parquet parts), sorted by (doc_a, doc_b)."""
+    """All rows of a run's duplicates table, sorted by (doc_a, doc_b)."""
     base = output_or_dir.rstrip("/")
-    if not base.endswith("duplicates"):
-        base = join_path(base, "duplicates")
-    rows: list[dict] = []
-    for meta in FileSystems.match([join_path(base, "*.parquet")])[0].metadata_list:
-        with FileSystems.open(meta.path) as handle:
-            rows.extend(pq.read_table(handle).to_pylist())
-    return sorted(rows, key=lambda r: (r["doc_a"], r["doc_b"]))
+    if base.endswith("duplicates"):
+        base = base[: -len("duplicates")].rstrip("/") or "."
+    return sorted(read_table(base, "duplicates"), key=lambda r: (r["doc_a"], r["doc_b"]))
+
+
+def table_files(output: str, table: str) -> list[str]:
+    """The data files of one output table: its Parquet parts, or its JSONL parts when there are none."""
+    for fmt in ("parquet", "jsonl"):
+        paths = sorted(m.path for m in FileSystems.match([join_path(output, table, f"part-*.{fmt}")])[0].metadata_list)
+        if paths:
+            return paths
+    return []
 
 
 def read_table(output: str, table: str) -> list[dict]:
-    """All rows of one Parquet output table of a run (units, unit_matches, groups, duplicates)."""
+    """All rows of one output table of a run (units, unit_matches, groups, duplicates, dead_letter)."""
     rows: list[dict] = []
-    for meta in FileSystems.match([join_path(output, table, "*.parquet")])[0].metadata_list:
-        with FileSystems.open(meta.path) as handle:
-            rows.extend(pq.read_table(handle).to_pylist())
+    for path in table_files(output, table):
+        with FileSystems.open(path) as handle:
+            if path.endswith(".parquet"):
+                rows.extend(pq.read_table(handle).to_pylist())
+            else:
+                rows.extend(json.loads(line) for line in handle.read().decode("utf-8").splitlines() if line)
     return rows
 
 
@@ -40,11 +48,7 @@ def read_units(output: str) -> list[dict]:
 
 
 def read_dead_letters(output: str) -> list[dict]:
-    rows: list[dict] = []
-    for meta in FileSystems.match([join_path(output, "dead_letter", "*.jsonl")])[0].metadata_list:
-        with FileSystems.open(meta.path) as handle:
-            rows.extend(json.loads(line) for line in handle.read().decode("utf-8").splitlines() if line)
-    return rows
+    return read_table(output, "dead_letter")
 
 
 def print_run_summary(output: str, top: int = 25) -> None:

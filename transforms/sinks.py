@@ -1,7 +1,8 @@
-"""Output sinks: the duplicates table (Parquet), dead letters (JSONL) and summary.json.
+"""Output sinks: the tables (Parquet and JSON lines), dead letters (JSONL) and summary.json.
 
-Every sink writes into its own sub-directory of the output location (local or gs://); sinks that
-share a file-name stem delete each other's files in Beam's finalisation.
+Every table goes into its own sub-directory of the output location (local or gs://) as
+deterministic shards (WriteTable): the same rows give byte-identical files, so a re-run with the same
+input and settings reproduces its tables exactly.
 """
 from __future__ import annotations
 
@@ -67,6 +68,16 @@ UNITS_SCHEMA = pa.schema([
     pa.field("text", pa.string()),
 ])
 
+DEAD_LETTER_SCHEMA = pa.schema([
+    pa.field("stage", pa.string()),
+    pa.field("reason", pa.string()),
+    pa.field("source", pa.string()),
+    pa.field("line", pa.int64()),
+    pa.field("record_id", pa.string()),
+    pa.field("detail", pa.string()),
+    pa.field("payload", pa.string()),
+])
+
 OUTPUT_DIRS = ("duplicates", "dead_letter", "units", "unit_matches", "groups")
 
 
@@ -76,43 +87,96 @@ def join_path(base: str, *parts: str) -> str:
 
 def clear_outputs(output: str) -> int:
     """Deletes earlier files of this job's sinks under `output`, so a re-run replaces, never appends."""
-    patterns = [join_path(output, d, "*") for d in OUTPUT_DIRS] + [join_path(output, "summary.json")]
+    patterns = [join_path(output, d, "*") for d in OUTPUT_DIRS] + [join_path(output, "summary.json"), join_path(output, "report.html")]
     paths = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list]
     if paths:
         FileSystems.delete(paths)
     return len(paths)
 
 
-class WriteDuplicates(beam.PTransform):
-    """Row dict -> Parquet files under <output>/<table>/ (duplicates: document pairs; unit_matches)."""
+TABLE_KEYS = {  # the columns that identify a row of each table: shard assignment and sort order
+    "duplicates": ("doc_a", "doc_b"),
+    "groups": ("group_id",),
+    "unit_matches": ("unit_a", "unit_b"),
+    "units": ("doc_id", "unit_type", "unit_index"),
+    "dead_letter": ("stage", "reason", "source", "line", "record_id"),
+}
+FORMATS = ("parquet", "jsonl")
 
-    def __init__(self, output: str, table: str = "duplicates", schema: pa.Schema = DUPLICATES_SCHEMA):
+
+def _row_key(row: dict, key: tuple) -> str:
+    return json.dumps([row.get(k) for k in key], ensure_ascii=False)
+
+
+def _row_sort_key(row: dict, key: tuple) -> tuple:
+    return (_row_key(row, key), json.dumps(row, sort_keys=True, ensure_ascii=False, default=str))
+
+
+def shard_count(n_rows: int, rows_per_file: int) -> int:
+    return max(1, -(-n_rows // max(1, rows_per_file)))
+
+
+class _WriteShard(beam.DoFn):
+    """(shard, [row]) -> one sorted file per format, written to a temporary name then renamed into
+    place, so a retried bundle overwrites the same file and a half-written file is never visible."""
+
+    def __init__(self, base, schema, key, formats):
+        self.base, self.schema, self.key, self.formats = base, schema, key, formats
+
+    def process(self, element, n_shards):
+        import uuid
+
+        import pyarrow.parquet as pq
+
+        shard, rows = element
+        rows = sorted(rows, key=lambda r: _row_sort_key(r, self.key))
+        stem = f"part-{shard:05d}-of-{n_shards:05d}"
+        for fmt in self.formats:
+            final = join_path(self.base, f"{stem}.{fmt}")
+            tmp = join_path(self.base, f".tmp-{uuid.uuid4().hex}-{stem}.{fmt}")
+            with FileSystems.create(tmp) as handle:
+                if fmt == "parquet":
+                    pq.write_table(pa.Table.from_pylist(rows, self.schema), handle, compression="snappy")
+                else:
+                    for row in rows:
+                        handle.write(json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n")
+            if FileSystems.exists(final):
+                FileSystems.delete([final])
+            FileSystems.rename([tmp], [final])
+            yield final
+
+
+class WriteTable(beam.PTransform):
+    """Row dict -> <output>/<table>/part-SSSSS-of-NNNNN.{parquet,jsonl}, byte-identical for identical rows.
+
+    Rows are projected onto `schema`, spread over ceil(rows / rows_per_file) shards by a hash of the
+    table's key columns, and sorted inside each shard: no worker holds more than one shard, and the
+    same rows give the same files whatever the runner's bundling. Output: written file paths."""
+
+    def __init__(self, output: str, table: str, schema: pa.Schema, *, formats=FORMATS, rows_per_file: int = 250_000):
         super().__init__()
-        self.output = output
-        self.table = table
-        self.schema = schema
+        unknown = set(formats) - set(FORMATS)
+        if unknown or not formats:
+            raise ValueError(f"output formats must be among {FORMATS}, got {list(formats)}")
+        self.output, self.table, self.schema = output, table, schema
+        self.formats, self.rows_per_file = tuple(formats), rows_per_file
 
-    def expand(self, pairs):
-        names = self.schema.names
-        return (pairs
-                | "Project" >> beam.Map(lambda p: {n: p.get(n) for n in names})
-                | "WriteParquet" >> beam.io.WriteToParquet(
-                    join_path(self.output, self.table, "part"), self.schema, file_name_suffix=".parquet"))
+    def expand(self, rows):
+        import zlib
 
+        names, key, per_file = self.schema.names, TABLE_KEYS[self.table], self.rows_per_file
+        projected = rows | "Project" >> beam.Map(lambda r: {n: r.get(n) for n in names})
+        n_shards = (projected | "CountRows" >> beam.combiners.Count.Globally()
+                    | "Shards" >> beam.Map(shard_count, per_file))
 
-class WriteUnits(beam.PTransform):
-    """Unit dict -> Parquet files under <output>/units/ (provenance: doc, type, index, offsets, hash)."""
+        def assign(row, n):
+            return zlib.crc32(_row_key(row, key).encode("utf-8")) % n, row
 
-    def __init__(self, output: str):
-        super().__init__()
-        self.output = output
-
-    def expand(self, units):
-        names = UNITS_SCHEMA.names
-        return (units
-                | "Project" >> beam.Map(lambda u: {n: u.get(n) for n in names})
-                | "WriteParquet" >> beam.io.WriteToParquet(
-                    join_path(self.output, "units", "part"), UNITS_SCHEMA, file_name_suffix=".parquet"))
+        return (projected
+                | "AssignShard" >> beam.Map(assign, beam.pvalue.AsSingleton(n_shards))
+                | "GroupShard" >> beam.GroupByKey()
+                | "WriteShard" >> beam.ParDo(_WriteShard(join_path(self.output, self.table), self.schema, key,
+                                                         self.formats), beam.pvalue.AsSingleton(n_shards)))
 
 
 class CountBy(beam.PTransform):
@@ -160,17 +224,14 @@ class ReconcileSources(beam.PTransform):
 
 
 class WriteDeadLetters(beam.PTransform):
-    """DeadLetter dict -> JSON lines under <output>/dead_letter/."""
+    """DeadLetter dict -> <output>/dead_letter/part-*.jsonl (deterministic shards, see WriteTable)."""
 
     def __init__(self, output: str):
         super().__init__()
         self.output = output
 
     def expand(self, dead):
-        return (dead
-                | "ToJson" >> beam.Map(lambda r: json.dumps(r, ensure_ascii=False, sort_keys=True))
-                | "WriteJsonl" >> beam.io.WriteToText(join_path(self.output, "dead_letter", "part"),
-                                                      file_name_suffix=".jsonl"))
+        return dead | "WriteJsonl" >> WriteTable(self.output, "dead_letter", DEAD_LETTER_SCHEMA, formats=("jsonl",))
 
 
 class WriteSummary(beam.PTransform):

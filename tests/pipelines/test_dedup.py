@@ -20,6 +20,11 @@ def job_args(es_url, index, inp, out, *extra):
     return ["--input", str(inp), "--output", str(out), "--es_url", es_url, "--es_index", index, *extra]
 
 
+def table_bytes(out: Path) -> dict[str, bytes]:
+    """{relative path: bytes} of every table file of a run (summary.json and report.html excluded)."""
+    return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("part-*"))}
+
+
 @pytest.fixture()
 def index_name(es_client):
     name = f"test-job-{uuid.uuid4().hex[:8]}"
@@ -77,8 +82,13 @@ def test_demo_run_finds_the_planted_duplicates_and_reruns_identically(es_url, es
     assert not scores["labelled_negatives_found"], scores
     assert scores["precision"] >= 0.9, scores
 
-    # Re-running the same job replaces its outputs and overwrites the same index documents.
+    # Re-running the same job replaces its outputs with byte-identical tables and overwrites the
+    # same index documents.
+    tables = table_bytes(out)
+    assert {p.split("/")[0] for p in tables} == {"duplicates", "groups", "unit_matches", "units"}
+    assert {p.rsplit(".", 1)[1] for p in tables} == {"parquet", "jsonl"}
     run(job_args(es_url, index_name, DEMO, out))
+    assert table_bytes(out) == tables
     assert read_duplicates(str(out)) == rows
     es_client.indices.refresh(index=index_name)
     assert es_client.count(index=index_name)["count"] == c["indexed"]
