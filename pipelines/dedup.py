@@ -90,7 +90,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     vectors = (keyed
                | "Embed" >> EmbedTexts(opts.model, batch_size=opts.embed_batch_size,
                                        max_batch_size=opts.embed_max_batch, device=opts.device or None,
-                                       torch_threads=opts.torch_threads or None)
+                                       torch_threads=opts.torch_threads or None, long_texts=opts.long_texts)
                | "WithMetadata" >> beam.Map(lambda r: {**r, **dict(r["id"])}))
 
     found, dead_letters = [], [read.dead_letter, unique.dead_letter, cleaned.dead_letter]

