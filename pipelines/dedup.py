@@ -28,7 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.options import DedupOptions
 from pipelines.runner import choose_runner
 from transforms.elasticsearch_io import RefreshIndex, WriteToElasticsearch, check_cluster
-from transforms.embed import EmbedTexts
+from transforms.embed import EmbedTexts, model_info
 from transforms.ingest import DropDuplicateIds, ReadCorpus
 from transforms.language import DetectLanguage
 from transforms.units import SplitUnits
@@ -88,8 +88,9 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     keyed = to_match | "KeyForEmbedding" >> beam.Map(
         lambda u: (tuple((f, u.get(f)) for f in UNIT_FIELDS) + (("id", u["unit_id"]),), u["text"]))
     vectors = (keyed
-               | "Embed" >> EmbedTexts(opts.model, batch_size=opts.embed_batch_size,
+               | "Embed" >> EmbedTexts(opts.model, batch_size=opts.embed_batch_size, min_batch_size=opts.embed_min_batch,
                                        max_batch_size=opts.embed_max_batch, device=opts.device or None,
+                                       precision=opts.embed_precision,
                                        torch_threads=opts.torch_threads or None, long_texts=opts.long_texts)
                | "WithMetadata" >> beam.Map(lambda r: {**r, **dict(r["id"])}))
 
@@ -187,7 +188,10 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
               "match_units": match_types,
               "rule": opts.rule or None, "unit_rule": opts.unit_rule or None,
               "canonical_policy": opts.canonical_list(), "unit_cosine_threshold": opts.unit_cosine_threshold, "unit_jaccard_threshold": opts.unit_jaccard_threshold,
-              "lsh": {kind: run.describe() for kind, run in lsh_runs.items()}}
+              "lsh": {kind: run.describe() for kind, run in lsh_runs.items()},
+              "model_info": model_info(opts.model),
+              "embedding": {"precision": opts.embed_precision, "long_texts": opts.long_texts,
+                            "batch_size": opts.embed_batch_size or "auto"}}
     summary = p | "WriteSummary" >> WriteSummary(opts.output, counts, static)
     if opts.report_top > 0:
         p | "RunReport" >> BuildRunReport(opts.output, summary=summary, pairs=pairs, groups=groups, docs=docs,

