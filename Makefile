@@ -17,7 +17,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop browser run test evaluate lock clean bench bench-minhash bench-es bench-prep
+.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop browser run test evaluate lock clean bench bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -82,7 +82,10 @@ evaluate: venv ## Calibrate thresholds on the labelled sets (Clough-Stevenson, s
 	$(PY) -m pipelines.evaluate --duplicates $(EVAL_OUT)/perturbed-run/duplicates --gold $(EVAL_OUT)/perturbed/gold.tsv \
 	  --recall_only | tee $(QUALITY)/perturbation-demo.txt
 
-bench: bench-prep bench-minhash bench-es ## All benchmarks (results in bench/results/*.json)
+bench: bench-prep bench-minhash bench-es bench-embed ## All benchmarks (results in bench/results/*.json)
+
+bench-embed: venv ## Embedding stage in Beam vs bare length-sorted model.encode (same paragraphs, CPU)
+	$(PY) bench/embed_bench.py --texts 2000 --repeats 3 --out bench/results/embed.json
 
 bench-prep: venv ## Preparation stage on libreoffice-help-es HTML vs trafilatura alone
 	$(PY) bench/prep_bench.py --repeats 3 --out bench/results/prep.json
@@ -93,6 +96,41 @@ bench-es: venv es-start ## ANN recall per index_options (20k vectors) and bulk t
 bench-minhash: venv ## MinHash benchmark: Beam stage vs bare vectorised, 5,000-doc boilerplate bucket
 	$(PY) bench/minhash_bench.py --docs 10000 --repeats 3 --out bench/results/minhash.json
 	$(PY) bench/shingle_choice.py
+
+# Dataflow Flex Template (see templates/README.md). Set PROJECT, REGION, BUCKET; REPOSITORY is an
+# Artifact Registry Docker repository.
+PROJECT ?= my-project
+REGION ?= europe-west1
+BUCKET ?= gs://$(PROJECT)-dedup
+REPOSITORY ?= dedup
+IMAGE ?= $(REGION)-docker.pkg.dev/$(PROJECT)/$(REPOSITORY)/near-dup:$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+TEMPLATE ?= $(BUCKET)/templates/near-dup.json
+SCHEDULE ?= 0 3 * * *
+JOB_PARAMS ?= input=$(BUCKET)/corpus/*.jsonl,output=$(BUCKET)/runs/nightly,es_url=https://es.example.org:9243,es_api_key_secret=projects/$(PROJECT)/secrets/es-api-key/versions/latest
+
+template-metadata: venv ## Regenerate templates/metadata.json from pipelines/options.py
+	$(PY) templates/build_metadata.py
+
+template-image: ## Build and push the launcher+worker image with Cloud Build (needs gcloud)
+	gcloud builds submit --project $(PROJECT) --region $(REGION) --config templates/cloudbuild.yaml \
+	  --substitutions _IMAGE=$(IMAGE) .
+
+template-build: template-metadata ## Write the Flex Template spec to $(TEMPLATE) (needs gcloud)
+	gcloud dataflow flex-template build $(TEMPLATE) --project $(PROJECT) --image $(IMAGE) \
+	  --sdk-language PYTHON --metadata-file templates/metadata.json
+
+template-run: ## Launch the template once with $(JOB_PARAMS) (needs gcloud)
+	gcloud dataflow flex-template run "near-dup-$$(date +%Y%m%d-%H%M%S)" --project $(PROJECT) --region $(REGION) \
+	  --template-file-gcs-location $(TEMPLATE) --parameters "$(JOB_PARAMS)" \
+	  --additional-experiments use_runner_v2 --additional-user-labels app=near-dup \
+	  --parameters sdk_container_image=$(IMAGE)
+
+template-schedule: ## Cloud Scheduler job launching the template on $(SCHEDULE) (needs gcloud)
+	gcloud scheduler jobs create http near-dup-nightly --project $(PROJECT) --location $(REGION) \
+	  --schedule "$(SCHEDULE)" --time-zone UTC --http-method POST \
+	  --uri "https://dataflow.googleapis.com/v1b3/projects/$(PROJECT)/locations/$(REGION)/flexTemplates:launch" \
+	  --oauth-service-account-email "dedup-scheduler@$(PROJECT).iam.gserviceaccount.com" \
+	  --message-body "$$($(PY) templates/launch_body.py --template $(TEMPLATE) --image $(IMAGE) --params '$(JOB_PARAMS)')"
 
 lock: ## Re-resolve requirements.in into the pinned requirements.txt
 	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv && \
