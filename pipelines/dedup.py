@@ -207,7 +207,7 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
     es = opts.es_config()
     if opts.vector_store == "elasticsearch":
         health = check_cluster(es)  # pre-flight: a wrong URL or credentials fail here, not after an hour
-        _LOG.info("Elasticsearch %s is %s", es.url, health.get("status"))
+        _LOG.info("Elasticsearch %s is %s", es.safe_url, health.get("status"))
     if opts.recreate_index and opts.vector_store == "elasticsearch":
         client = es.client()
         try:

@@ -64,6 +64,16 @@ class EsConfig:
             raise ValueError(f"Elasticsearch index names are lower case and non-empty: {self.index!r}")
 
     @property
+    def safe_url(self) -> str:
+        """The URL for messages and logs: any user:password@ part is replaced by ***@."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.url)
+        if "@" not in parts.netloc:
+            return self.url
+        return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+    @property
     def physical_index(self) -> str:
         """The concrete index behind the alias for this model and these settings."""
         key = hashlib.sha1(f"{MAPPING_VERSION}|{self.model}|{self.index_options}".encode()).hexdigest()[:8]
@@ -178,6 +188,7 @@ def point_alias(client, alias: str, physical: str) -> list[str]:
 
 def check_cluster(config: EsConfig) -> dict:
     """Pre-flight: fails fast with a clear message when the cluster is unreachable or refuses us."""
+    from elastic_transport import TlsError
     from elasticsearch import ApiError, AuthenticationException, TransportError
 
     try:
@@ -191,10 +202,22 @@ def check_cluster(config: EsConfig) -> dict:
                               f"(vectors go to versioned indices such as {config.physical_index} behind it)")
         return health
     except AuthenticationException as exc:
-        raise ConfigError(f"Elasticsearch at {config.url} rejected the credentials ({exc.meta.status})") from None
+        raise ConfigError(f"Elasticsearch at {config.safe_url} rejected the credentials ({exc.meta.status})") from None
+    except TlsError as exc:
+        causes, seen = [], exc  # the SSL reason sits in the exception chain (e.g. CERTIFICATE_VERIFY_FAILED)
+        while seen is not None and len(causes) < 6:
+            text = str(seen)
+            if text and text not in causes:
+                causes.append(text)
+            seen = seen.__cause__ or seen.__context__
+        cause = causes[-1][:400].replace(config.url, config.safe_url)
+        raise ConfigError(f"TLS to Elasticsearch at {config.safe_url} failed ({cause}). If the cluster's "
+                          f"certificate comes from a private CA, pass --es_ca_certs with the CA file; "
+                          f"verification stays on by default") from None
     except (TransportError, ApiError) as exc:
-        raise ConfigError(f"Elasticsearch at {config.url} is not reachable or not healthy: "
-                           f"{type(exc).__name__}: {exc}") from None
+        detail = str(exc).replace(config.url, config.safe_url)
+        raise ConfigError(f"Elasticsearch at {config.safe_url} is not reachable or not healthy: "
+                           f"{type(exc).__name__}: {detail}") from None
     finally:
         client.close()
 
