@@ -96,13 +96,21 @@ class CleanDocuments(beam.PTransform):
             self.min_chars = min_chars
             self.html = Metrics.counter("clean", "html_documents")
             self.empty = Metrics.counter("clean", "empty_after_cleaning")
+            self.failed = Metrics.counter("clean", "failed")
 
         def process(self, doc: dict):
-            raw = doc["text"]
-            is_html = looks_like_html(raw)
+            raw = doc.get("text")
+            try:
+                is_html = looks_like_html(raw)
+                cleaned = clean_text(raw)
+            except Exception as exc:  # noqa: BLE001 - one poisoned record must not fail its bundle
+                self.failed.inc()
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter(
+                    "clean", "clean_failed", source=doc.get("source"), line=doc.get("line"),
+                    record_id=doc.get("id"), detail=f"{type(exc).__name__}: {str(exc)[:500]}", payload=raw))
+                return
             if is_html:
                 self.html.inc()
-            cleaned = clean_text(raw)
             if len(cleaned) < self.min_chars:
                 self.empty.inc()
                 yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter(

@@ -36,3 +36,27 @@ def test_normalize_keeps_paragraphs_and_joins_soft_wraps():
 def test_navigation_only_page_cleans_to_empty():
     nav_only = "<html><body><nav><a href='/'>Inicio</a> <a href='/blog'>Blog</a></nav></body></html>"
     assert clean_text(nav_only) == ""
+
+
+def test_a_poisoned_record_goes_to_dead_letters_and_the_rest_through_in_multi_processing_mode(tmp_path):
+    import json
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.runner import OfflineDirectRunner
+    from transforms.normalize import CleanDocuments
+
+    docs = [{"id": f"d{i}", "text": f"Texto válido número {i} con palabras suficientes para pasar."} for i in range(40)]
+    docs.insert(17, {"id": "poison", "text": b"\xff bytes where text belongs"})  # makes the cleaner raise
+    options = PipelineOptions(["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    with beam.Pipeline(runner=OfflineDirectRunner(), options=options) as p:
+        out = p | beam.Create(docs, reshuffle=True) | CleanDocuments(min_chars=5)
+        _ = out.documents | "Ids" >> beam.Map(lambda d: d["id"]) | "Ok" >> beam.io.WriteToText(str(tmp_path / "ok"))
+        _ = (out.dead_letter | "Json" >> beam.Map(json.dumps)
+             | "Dead" >> beam.io.WriteToText(str(tmp_path / "dead")))
+    ok = sorted(line for f in tmp_path.glob("ok*") for line in f.read_text().splitlines())
+    dead = [json.loads(line) for f in tmp_path.glob("dead*") for line in f.read_text().splitlines()]
+    assert ok == sorted(f"d{i}" for i in range(40))  # nothing else lost with the poisoned record
+    assert [(d["record_id"], d["stage"], d["reason"]) for d in dead] == [("poison", "clean", "clean_failed")]
+    assert dead[0]["detail"].startswith("TypeError")
