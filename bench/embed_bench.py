@@ -25,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _results import write_result  # noqa: E402
 
 
 def paragraphs() -> list[str]:
@@ -145,9 +146,7 @@ def main() -> int:
         result["bf16_vs_fp32"] = {"cos_mean": round(float(same.mean()), 6), "cos_min": round(float(same.min()), 6),
                                   "decision_agreement": agreement}
     print(json.dumps(result, indent=2))
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
+    write_result(result, args.out)
     return 0
 
 

@@ -20,6 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _results import write_result  # noqa: E402
 
 import apache_beam as beam  # noqa: E402
 import numpy as np  # noqa: E402
@@ -181,10 +182,7 @@ def main(argv=None) -> int:
     b = result["bulk"]
     print(f"\nbulk: bare helpers.bulk {b['bare_helpers_bulk_docs_per_s']:,} docs/s, Beam write stage "
           f"{b['beam_write_docs_per_s']:,} docs/s, ratio {b['ratio']:.2f} (target >= 0.8)")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"written {args.out}")
+    write_result(result, args.out)
     return 0
 
 

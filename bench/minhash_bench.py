@@ -25,6 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _results import write_result  # noqa: E402
 
 import apache_beam as beam  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
@@ -170,10 +171,7 @@ def main(argv=None) -> int:
     print(f"ratio Beam / bare: steady {result['ratio_steady']:.2f}, end-to-end {result['ratio_end_to_end']:.2f} "
           f"(target >= 0.8); Beam steady >= 3,000 docs/s: {result['beam_stage']['steady_docs_per_s'] >= 3000}")
     print(f"boilerplate bucket: {bucket}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"written {args.out}")
+    write_result(result, args.out)
     return 0
 
 

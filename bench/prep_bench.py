@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import multiprocessing as mp
 import os
 import statistics
@@ -22,6 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _results import write_result  # noqa: E402
 
 import apache_beam as beam  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
@@ -105,10 +105,7 @@ def main(argv=None) -> int:
     print(f"| trafilatura.extract alone | {result['bare_trafilatura_pages_per_s']} |")
     print(f"| Beam: read + dedupe ids + clean + language + split (DirectRunner) | {result['beam_prep_pages_per_s']} |")
     print(f"ratio {result['ratio']:.2f}")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"written {args.out}")
+    write_result(result, args.out)
     return 0
 
 
