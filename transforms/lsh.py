@@ -25,7 +25,6 @@ from apache_beam.metrics import Metrics
 
 from transforms.minhash import MinHasher, MinHashParams, estimated_jaccard, exact_jaccard
 from transforms.pair_join import JoinPairScores
-from transforms.records import ordered_pair
 
 OVERSIZED_TAG = "oversized"
 

@@ -1,6 +1,5 @@
 """The write transform under injected faults, the versioned alias, and secrets (live Elasticsearch)."""
 import logging
-import random
 from unittest import mock
 
 import apache_beam as beam

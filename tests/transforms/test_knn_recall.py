@@ -5,7 +5,6 @@ import json
 import random
 
 import apache_beam as beam
-import numpy as np
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 

@@ -3,7 +3,7 @@ import json
 
 import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.testing.util import assert_that
 
 from transforms.run_report import BINS, ScoreHistograms, highlight, render_report, shared_passages
 
