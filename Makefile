@@ -17,7 +17,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop browser run test evaluate lock clean bench bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
+.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop browser run test test-reliability evaluate lock clean bench bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -56,8 +56,12 @@ run: venv es-start ## Run the dedup job (demo corpus by default; INPUT=... OUTPU
 browser: ## Install Debian's Chromium (the HTML report test opens the report in it)
 	@scripts/install-chromium.sh >/dev/null
 
-test: venv services browser ## Run the whole test suite against the live local services
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+test: venv services browser ## Run the whole test suite against the live local services (two steps)
+	$(PY) -m pytest tests -m "not reliability" $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m reliability $(PYTEST_ARGS)
+
+test-reliability: venv services ## Only the reliability suite: faults, crashes, bad input, security
+	$(PY) -m pytest tests -m reliability $(PYTEST_ARGS)
 
 SHARED_DATA ?= ../shared/data
 EVAL_OUT ?= out/eval

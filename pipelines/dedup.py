@@ -98,7 +98,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     counts = {}
     min_cos = min(cos_t[t] for t in match_types)
     if opts.vector_store == "elasticsearch":
-        written = vectors | "IndexVectors" >> WriteToElasticsearch(es)
+        written = vectors | "IndexVectors" >> WriteToElasticsearch(es, batch_size=opts.es_batch_size)
         dead_letters.append(written.dead_letter)
         counts.update(indexed=written.indexed, dead_letter_es=written.dead_letter)
         ready = written.indexed | "RefreshIndex" >> RefreshIndex(es)

@@ -105,6 +105,8 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--es_password_env", default="", help="Name of the env var holding the basic-auth password")
         g.add_argument("--es_ca_certs", default="", help="CA certificate file for TLS")
         g.add_argument("--es_verify_certs", type=_bool, default=True, help="Verify TLS certificates (default true)")
+        g.add_argument("--es_batch_size", type=int, default=500,
+                       help="Documents per bulk request (also capped at 8 MB per request)")
         g.add_argument("--recreate_index", type=_bool, default=False,
                        help="Delete the index before writing (a clean rebuild)")
         g = parser.add_argument_group("duplicate search")
@@ -159,6 +161,8 @@ class DedupOptions(PipelineOptions):
             raise ConfigError(f"--output_formats takes parquet and/or jsonl, got {self.output_formats!r}")
         if self.rows_per_file < 1:
             raise ConfigError(f"--rows_per_file must be >= 1, got {self.rows_per_file}")
+        if self.es_batch_size < 1:
+            raise ConfigError(f"--es_batch_size must be >= 1, got {self.es_batch_size}")
         bad_rules = set(self.canonical_list()) - set(CANONICAL_POLICIES + ("preferred_url",))
         if bad_rules:
             raise ConfigError(f"--canonical_policy: unknown rule(s) {sorted(bad_rules)}")

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -180,7 +181,11 @@ class FaultProxy:
     `fail(status, times)`: answer the next `times` bulk requests with `status` (e.g. 429, 503)
     without forwarding them; `drop_after_forward(times)`: forward the next `times` bulk requests to
     Elasticsearch (so they are applied) and then close the connection without an answer, as a
-    worker or network failure after a partial write would. Everything else is forwarded unchanged.
+    worker or network failure after a partial write would; `delay_after_forward(seconds, times)`: forward
+    the next `times` bulk requests and answer them `seconds` late (a slow cluster). `forwarded` counts
+    the bulk requests that reached Elasticsearch; `require_basic_auth(user, password)`: answer every
+    request without those credentials 401, as a secured cluster does. Everything else is forwarded
+    unchanged.
     """
 
     def __init__(self, target: str):
@@ -193,6 +198,9 @@ class FaultProxy:
         self.plan: list[tuple[str, int]] = []
         self.bulk_requests = 0
         self.injected = 0
+        self.forwarded = 0
+        self.auth: str | None = None
+        self.refused = 0
         self.lock = threading.Lock()
         proxy = self
 
@@ -204,6 +212,19 @@ class FaultProxy:
 
             def _relay(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if proxy.auth is not None and self.headers.get("Authorization") != proxy.auth:
+                    with proxy.lock:
+                        proxy.refused += 1
+                    payload = (b'{"error":{"type":"security_exception","reason":"unable to authenticate user '
+                               b'for REST request"},"status":401}')
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("X-Elastic-Product", "Elasticsearch")
+                    self.send_header("WWW-Authenticate", 'Basic realm="security" charset="UTF-8"')
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 action = None
                 if "/_bulk" in self.path:
                     with proxy.lock:
@@ -226,6 +247,11 @@ class FaultProxy:
                 resp = conn.getresponse()
                 data = resp.read()
                 conn.close()
+                if "/_bulk" in self.path:
+                    with proxy.lock:
+                        proxy.forwarded += 1
+                if action and action[0] == "delay":
+                    time.sleep(action[1])
                 if action and action[0] == "drop":
                     self.close_connection = True
                     self.connection.shutdown(2)
@@ -250,6 +276,14 @@ class FaultProxy:
 
     def drop_after_forward(self, times: int):
         self.plan.extend([("drop", 0)] * times)
+
+    def delay_after_forward(self, seconds: float, times: int):
+        self.plan.extend([("delay", seconds)] * times)
+
+    def require_basic_auth(self, user: str, password: str):
+        import base64
+
+        self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
     def close(self):
         self.server.shutdown()

@@ -18,6 +18,7 @@ from transforms.records import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "demo" / "corpus.jsonl"
+pytestmark = pytest.mark.reliability
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:

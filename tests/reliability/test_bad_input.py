@@ -12,7 +12,7 @@ import pytest
 from pipelines.dedup import run
 from transforms.report import read_dead_letters, read_summary, read_units
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 
 def valid(i: int) -> dict:

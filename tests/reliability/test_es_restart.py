@@ -14,7 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.transforms.test_elasticsearch_faults import records
 from transforms.elasticsearch_io import EsConfig, WriteToElasticsearch
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "services" / "elasticsearch.sh"
 
 

@@ -12,7 +12,7 @@ from transforms.elasticsearch_io import EsConfig, RefreshIndex, WriteToElasticse
 from transforms.knn import KnnDuplicates
 from transforms.vector_memory import exact_neighbours
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 
 def records(n, dims=8, seed=0, model="m"):

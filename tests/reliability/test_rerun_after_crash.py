@@ -1,0 +1,78 @@
+"""A job killed halfway (SIGKILL in the middle of the Elasticsearch write) and then re-run leaves the
+index and every output table exactly as one clean run does: nothing missing, nothing twice."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pipelines.dedup import run
+from transforms.report import read_summary
+
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "demo" / "corpus.jsonl"
+
+
+def job_args(es_url, index, out):
+    # Small bulk requests, so the write stage is many requests long and the kill lands inside it.
+    return ["--input", str(DEMO), "--output", str(out), "--es_url", es_url, "--es_index", index,
+            "--es_batch_size", "20", "--report_top", "5"]
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    """{relative path: bytes} of every file the job wrote, summary.json and report.html included."""
+    return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
+
+
+def index_snapshot(es_client, name: str) -> dict[str, dict]:
+    """{_id: _source} of every vector in the job's physical indices (the alias moves only at the end)."""
+    es_client.indices.refresh(index=f"{name}*")
+    hits = es_client.search(index=f"{name}*", size=10_000, sort=["_doc"], query={"match_all": {}})["hits"]["hits"]
+    return {h["_id"]: h["_source"] for h in hits}
+
+
+@pytest.fixture()
+def index_name(es_client):
+    name = f"test-crash-{uuid.uuid4().hex[:8]}"
+    yield name
+    es_client.indices.delete(index=f"{name}*", ignore_unavailable=True)
+
+
+def test_rerun_after_a_crash_halfway_equals_one_clean_run(es_url, es_client, es_fault_proxy, index_name, tmp_path):
+    out = tmp_path / "out"
+    run(job_args(es_url, index_name, out))  # the reference: one clean run
+    clean_files, clean_index = outputs(out), index_snapshot(es_client, index_name)
+    summary = read_summary(str(out))
+    assert len(clean_index) == summary["counts"]["indexed"] > 100
+    assert summary["counts"]["duplicate_pairs"] > 10
+
+    # Start over from nothing in the index, then crash the job in the middle of its write stage.
+    es_client.indices.delete(index=f"{index_name}*", ignore_unavailable=True)
+    es_fault_proxy.delay_after_forward(1.0, 1000)  # every bulk answered 1 s late: the stage lasts > 10 s
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.dedup", *job_args(es_fault_proxy.url, index_name, out)],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 300
+    while es_fault_proxy.forwarded < 3 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL, stderr[-3000:]
+
+    # The crash left a partial index and no finished outputs of the run.
+    partial = index_snapshot(es_client, index_name)
+    assert 0 < len(partial) < len(clean_index)
+    assert set(partial) < set(clean_index)
+    assert not (out / "summary.json").exists() and not list(out.rglob("part-*"))
+
+    es_fault_proxy.plan.clear()
+    run(job_args(es_fault_proxy.url, index_name, out))  # the re-run, through the same proxy URL
+    assert outputs(out) == clean_files  # tables, dead letters, summary and report: byte for byte
+    assert index_snapshot(es_client, index_name) == clean_index  # same ids, same vectors, nothing extra
