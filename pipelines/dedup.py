@@ -27,13 +27,15 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.options import DedupOptions
 from pipelines.runner import choose_runner
-from transforms.elasticsearch_io import RefreshIndex, WriteToElasticsearch, check_cluster
+from transforms.elasticsearch_io import PointAlias, RefreshIndex, WriteToElasticsearch, check_cluster, resolve_target
 from transforms.embed import EmbedTexts, model_info
 from transforms.ingest import DropDuplicateIds, ReadCorpus
 from transforms.language import DetectLanguage
-from transforms.units import SplitUnits
+from transforms.units import SplitUnits, parse_unit_id
 from transforms.knn import KnnDuplicates
-from transforms.lsh import MinHashDuplicates
+from transforms.incremental import (FRESH_TAG, MOVED_TAG, UNCHANGED_TAG, BandLookup, DeleteAbsentDocuments, FetchStoredUnits,
+                                   PruneStaleUnits, SplitByState, unit_settings)
+from transforms.lsh import MinHashDuplicates, SignUnits, choose_bands, shingles_to_text
 from transforms.merge import MergeSignals
 from transforms.normalize import CleanDocuments
 from transforms.report import print_run_summary
@@ -61,11 +63,17 @@ def default_run_id(opts: DedupOptions) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
-def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
-    """Wires the job's named transforms onto `p`; returns the main PCollections by name."""
-    es = opts.es_config()
+def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "full") -> dict:
+    """Wires the job's named transforms onto `p`; returns the main PCollections by name.
+
+    `es`: the Elasticsearch config with its target slot (run() resolves it; default: no slot).
+    `mode`: "full" (every unit embedded, signed and matched) or "incremental" (only units not yet
+    indexed with the same text and settings; matched against the whole index).
+    """
+    es = es or opts.es_config()
     run_id = opts.run_id or default_run_id(opts)
     signals = opts.signal_list()
+    incremental = mode == "incremental"
 
     read = p | "ReadCorpus" >> ReadCorpus(opts.source_config())
     unique = read.documents | "DropDuplicateIds" >> DropDuplicateIds()
@@ -78,15 +86,36 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
         return rows | f"Write{''.join(w.title() for w in table.split('_'))}" >> WriteTable(
             opts.output, table, schema, formats=formats, rows_per_file=opts.rows_per_file)
 
-    write_table(units, "units", UNITS_SCHEMA)
+    written_tables = [write_table(units, "units", UNITS_SCHEMA)]
 
     # Units matched against each other: documents, and (by default) paragraphs rolled up below.
     match_types = opts.match_unit_list()
     cos_t, jac_t = opts.thresholds()
+    params = opts.minhash_params()
+    banding = {kind: choose_bands(jac_t[kind], params.num_perm, opts.lsh_target_recall) for kind in match_types}
+    info = model_info(opts.model)
+    embedding = f"{opts.embed_precision}|{opts.long_texts}"
+    settings = {kind: unit_settings(info["fingerprint"] or opts.model, embedding, params.key, *banding[kind])
+                for kind in match_types}
     to_match = units | "UnitsToMatch" >> beam.Filter(lambda u, types: u["unit_type"] in types, match_types)
-    # The key carries the metadata through RunInference, so vectors need no join back to units.
-    keyed = to_match | "KeyForEmbedding" >> beam.Map(
-        lambda u: (tuple((f, u.get(f)) for f in UNIT_FIELDS) + (("id", u["unit_id"]),), u["text"]))
+    counts = {}
+    if incremental:  # only units not yet indexed with this text and these settings go on
+        state = to_match | "SplitByState" >> SplitByState(es, settings)
+        to_process = state[FRESH_TAG]
+        counts.update(units_unchanged=state[UNCHANGED_TAG], units_fresh=to_process)
+    else:
+        to_process = to_match
+    # Shingles, MinHash signature and band keys once per unit; they go to the index with the vector.
+    signed = to_process | "MinHashSign" >> SignUnits(params, banding)
+    model_hash = info["fingerprint"] or ""
+
+    def embedding_key(u):
+        """The key carries the metadata and run state through RunInference: no join back to units."""
+        return (tuple((f, u.get(f)) for f in UNIT_FIELDS) + (
+            ("id", u["unit_id"]), ("settings", settings[u["unit_type"]]), ("bands", u["bands"]),
+            ("shingles", shingles_to_text(u["ids"])), ("model", opts.model), ("model_hash", model_hash)), u["text"])
+
+    keyed = signed | "KeyForEmbedding" >> beam.Map(embedding_key)
     vectors = (keyed
                | "Embed" >> EmbedTexts(opts.model, batch_size=opts.embed_batch_size, min_batch_size=opts.embed_min_batch,
                                        max_batch_size=opts.embed_max_batch, device=opts.device or None,
@@ -94,16 +123,45 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
                                        torch_threads=opts.torch_threads or None, long_texts=opts.long_texts)
                | "WithMetadata" >> beam.Map(lambda r: {**r, **dict(r["id"])}))
 
+    queries, requery = vectors, None
+    if incremental:
+        # The unchanged units of a changed document are searched again too (from their stored
+        # vectors and shingles), so every match of that document is found, as in a full run.
+        touched_docs = ((to_process | "FreshDocs" >> beam.Map(lambda u: u["doc_id"]), state[MOVED_TAG])
+                        | "TouchedDocs" >> beam.Flatten() | "DistinctTouched" >> beam.Distinct()
+                        | "KeyTouched" >> beam.Map(lambda d: (d, None)))
+        unchanged_by_doc = state[UNCHANGED_TAG] | "UnchangedByDoc" >> beam.Map(lambda u: (u["doc_id"], u["unit_id"]))
+        requery = ({"touched": touched_docs, "units": unchanged_by_doc} | "JoinUnchangedTouched" >> beam.CoGroupByKey()
+                   | "UnchangedOfTouched" >> beam.FlatMap(lambda kv: kv[1]["units"] if kv[1]["touched"] else [])
+                   | "FetchRequery" >> FetchStoredUnits(es))
+        queries = (vectors, requery) | "KnnQueries" >> beam.Flatten()
+        counts["units_requeried"] = requery
+
     found, dead_letters = [], [read.dead_letter, unique.dead_letter, cleaned.dead_letter]
-    counts = {}
     min_cos = min(cos_t[t] for t in match_types)
+    ready = None
     if opts.vector_store == "elasticsearch":
         written = vectors | "IndexVectors" >> WriteToElasticsearch(es, batch_size=opts.es_batch_size)
         dead_letters.append(written.dead_letter)
         counts.update(indexed=written.indexed, dead_letter_es=written.dead_letter)
-        ready = written.indexed | "RefreshIndex" >> RefreshIndex(es)
+        index_changes = [written.indexed]
+        if incremental:
+            # Units a changed document no longer has, and (optionally) documents absent from the input.
+            by_doc = to_match | "UnitIdsByDoc" >> beam.Map(lambda u: (u["doc_id"], u["unit_id"]))
+            current = ({"touched": touched_docs, "units": by_doc} | "JoinTouched" >> beam.CoGroupByKey()
+                       | "CurrentUnits" >> beam.FlatMap(lambda kv: [(kv[0], kv[1]["units"])] if kv[1]["touched"] else []))
+            pruned = current | "PruneStaleUnits" >> PruneStaleUnits(es)
+            index_changes.append(pruned | "PrunedAsStr" >> beam.Map(str))
+            counts["stale_units_deleted"] = pruned
+            if opts.on_deleted == "delete":
+                input_ids = read.documents | "InputDocIds" >> beam.Map(lambda d: d["id"]) | "DistinctInputIds" >> beam.Distinct()
+                gone = input_ids | "DeleteAbsentDocuments" >> DeleteAbsentDocuments(es)
+                index_changes.append(gone)
+                counts["absent_documents_deleted"] = gone
+        changed = tuple(index_changes) | "AllIndexChanges" >> beam.Flatten() if len(index_changes) > 1 else written.indexed
+        ready = changed | "RefreshIndex" >> RefreshIndex(es, point=False)
         if "knn" in signals:
-            found.append(vectors | "KnnSearch" >> KnnDuplicates(
+            found.append(queries | "KnnSearch" >> KnnDuplicates(
                 es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates,
                 min_cosine=min_cos, exclude_same_document=opts.knn_exclude_same_document))
     elif "knn" in signals:
@@ -112,30 +170,56 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     if "knn" in signals:
         counts["knn_pairs"] = found[0]
 
-    # MinHash LSH per unit type (a paragraph is never banded with a whole document).
-    lsh_runs, signatures, minhash_pairs, oversized = {}, [], [], []
+    # MinHash: LSH per unit type (a paragraph is never banded with a whole document) in a full run;
+    # in an incremental run, the new units' band keys are looked up among all stored ones.
+    all_signatures = (signed | "SignedWithShingles" >> beam.Filter(lambda u: u["ids"].size > 0)
+                      | "AsSignatures" >> beam.Map(lambda u: {"id": u["unit_id"], "sig": u["sig"], "ids": u["ids"]}))
+    lsh_runs, minhash_pairs, oversized = {}, [], []
     for kind in match_types:
         lsh_runs[kind] = MinHashDuplicates(
-            opts.minhash_params(), jac_t[kind], target_recall=opts.lsh_target_recall, max_bucket=opts.lsh_max_bucket,
-            oversize_window=opts.lsh_window, prefilter_margin=opts.lsh_prefilter_margin)
-        typed = (to_match | f"Only{kind.title()}" >> beam.Filter(lambda u, k: u["unit_type"] == k, kind)
-                 | f"AsLshInput{kind.title()}" >> beam.Map(lambda u: {"id": u["unit_id"], "text": u["text"]}))
+            params, jac_t[kind], target_recall=opts.lsh_target_recall, max_bucket=opts.lsh_max_bucket,
+            oversize_window=opts.lsh_window, prefilter_margin=opts.lsh_prefilter_margin, signed=True)
+        if incremental:
+            continue
+        typed = all_signatures | f"Only{kind.title()}" >> beam.Filter(
+            lambda s, k: parse_unit_id(s["id"])[1] == k, kind)
         result = typed | f"MinHashLSH{kind.title()}" >> lsh_runs[kind]
-        signatures.append(result["signatures"])
         minhash_pairs.append(result["pairs"])
         oversized.append(result["oversized"])
-    all_signatures = tuple(signatures) | "AllSignatures" >> beam.Flatten()
+    if incremental:
+        band_queries = (signed, requery | "RequeryAsSigned" >> beam.Map(
+            lambda r: {"unit_id": r["id"], "doc_id": r["doc_id"], "unit_type": r["unit_type"], "bands": r["bands"],
+                       "ids": r["ids"]})) | "BandQueries" >> beam.Flatten()
+        minhash_pairs.append(band_queries | "BandLookup" >> BandLookup(es, jac_t, ready=ready, max_hits=opts.lsh_max_bucket))
     all_minhash = tuple(minhash_pairs) | "AllMinHashPairs" >> beam.Flatten()
     if "minhash" in signals:
         found.append(all_minhash)
 
-    merge = MergeSignals(vectors=vectors, signatures=all_signatures, cosine_threshold=cos_t, jaccard_threshold=jac_t,
+    vectors_all, signatures_all = vectors, all_signatures
+    if incremental:
+        # Old units in the found pairs (and their documents, for document-level scores) come from the index.
+        ends = (tuple(found) | "AllFoundPairs" >> beam.Flatten()
+                | "PairEnds" >> beam.FlatMap(lambda r: {u for x in (r["doc_a"], r["doc_b"]) for u in (x, parse_unit_id(x)[0])})
+                | "KeyEnds" >> beam.Map(lambda u: (u, None)))
+        fresh_ids = queries | "QueryIds" >> beam.Map(lambda r: (r["id"], None))
+        old_ids = ({"need": ends, "fresh": fresh_ids} | "JoinEnds" >> beam.CoGroupByKey()
+                   | "OnlyOld" >> beam.FlatMap(lambda kv: [kv[0]] if kv[1]["need"] and not kv[1]["fresh"] else []))
+        stored = old_ids | "FetchStoredUnits" >> FetchStoredUnits(es)
+        counts["stored_units_fetched"] = stored
+        vectors_all = (vectors, requery, stored) | "VectorsAll" >> beam.Flatten()
+        signatures_all = ((all_signatures, (requery, stored) | "StoredUnits" >> beam.Flatten()
+                           | "StoredSignatures" >> beam.Filter(lambda r: r["ids"].size > 0))
+                          | "SignaturesAll" >> beam.Flatten())
+
+    merge = MergeSignals(vectors=vectors_all, signatures=signatures_all, cosine_threshold=cos_t, jaccard_threshold=jac_t,
                          rules=opts.rules())
     unit_pairs = tuple(found) | "MergeSignals" >> merge
-    doc_vectors = vectors | "DocumentVectors" >> beam.Filter(lambda r: r["unit_type"] == "document")
-    doc_signatures = (signatures[match_types.index("document")] if "document" in match_types else None)
+    doc_vectors = vectors_all | "DocumentVectors" >> beam.Filter(lambda r: r["unit_type"] == "document")
+    doc_signatures = signatures_all | "DocumentSignatures" >> beam.Filter(lambda s: parse_unit_id(s["id"])[1] == "document")
+    if "document" not in match_types:
+        doc_signatures = None
     rolled = unit_pairs | "RollUp" >> RollUpMatches(
-        units=vectors, doc_vectors=doc_vectors if "document" in match_types else None, doc_signatures=doc_signatures)
+        units=vectors_all, doc_vectors=doc_vectors if "document" in match_types else None, doc_signatures=doc_signatures)
 
     def annotate(row):
         return {**row, "model": opts.model, "run_id": run_id}
@@ -145,17 +229,17 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
     pairs = grouped["pairs"] | "Annotate" >> beam.Map(annotate)
     groups = grouped["groups"] | "AnnotateGroups" >> beam.Map(lambda g: {**g, "run_id": run_id})
     unit_matches = rolled["units"] | "AnnotateUnits" >> beam.Map(annotate)
-    write_table(pairs, "duplicates", DUPLICATES_SCHEMA)
-    write_table(groups, "groups", GROUPS_SCHEMA)
+    written_tables.append(write_table(pairs, "duplicates", DUPLICATES_SCHEMA))
+    written_tables.append(write_table(groups, "groups", GROUPS_SCHEMA))
     if opts.bq_output_dataset:
         run_date = opts.run_date or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
         for table, rows, schema in (("duplicates", pairs, DUPLICATES_SCHEMA), ("groups", groups, GROUPS_SCHEMA),
                                     ("unit_matches", unit_matches, UNIT_MATCHES_SCHEMA)):
             rows | f"BigQuery{table.title()}" >> WriteRunTable(opts.bq_output_dataset, table, schema, run_date)
-    write_table(unit_matches, "unit_matches", UNIT_MATCHES_SCHEMA)
+    written_tables.append(write_table(unit_matches, "unit_matches", UNIT_MATCHES_SCHEMA))
 
     dead = tuple(dead_letters) | "AllDeadLetters" >> beam.Flatten()
-    dead | "WriteDeadLetters" >> WriteDeadLetters(opts.output)
+    written_tables.append(dead | "WriteDeadLetters" >> WriteDeadLetters(opts.output))
 
     def count(name, pcoll):
         return pcoll | f"Count{name}" >> beam.combiners.Count.Globally()
@@ -170,7 +254,8 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
         "vectors": vectors,
         "signatures": all_signatures,
         "minhash_pairs": all_minhash,
-        "lsh_oversized_buckets": tuple(oversized) | "AllOversized" >> beam.Flatten(),
+        "lsh_oversized_buckets": (tuple(oversized) if oversized else (p | "NoOversized" >> beam.Create([]),))
+                                 | "AllOversized" >> beam.Flatten(),
         "unit_matches": unit_matches,
         "duplicate_pairs": pairs,
         "groups": groups,
@@ -189,13 +274,16 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions) -> dict:
               "rule": opts.rule or None, "unit_rule": opts.unit_rule or None,
               "canonical_policy": opts.canonical_list(), "unit_cosine_threshold": opts.unit_cosine_threshold, "unit_jaccard_threshold": opts.unit_jaccard_threshold,
               "lsh": {kind: run.describe() for kind, run in lsh_runs.items()},
-              "model_info": model_info(opts.model),
+              "model_info": info, "mode": mode, "unit_settings": settings,
               "embedding": {"precision": opts.embed_precision, "long_texts": opts.long_texts,
                             "batch_size": opts.embed_batch_size or "auto"}}
     summary = p | "WriteSummary" >> WriteSummary(opts.output, counts, static)
+    last = [*written_tables, summary]
     if opts.report_top > 0:
-        p | "RunReport" >> BuildRunReport(opts.output, summary=summary, pairs=pairs, groups=groups, docs=docs,
-                                          scored=merge.scored, top=opts.report_top)
+        last.append(p | "RunReport" >> BuildRunReport(opts.output, summary=summary, pairs=pairs, groups=groups,
+                                                      docs=docs, scored=merge.scored, top=opts.report_top))
+    if opts.vector_store == "elasticsearch":  # readers switch to the new index once everything is written
+        p | "PointAlias" >> PointAlias(es, after=last)
     return {"documents": docs, "vectors": vectors, "pairs": pairs, "dead_letter": dead}
 
 
@@ -205,15 +293,16 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
     opts = options.view_as(DedupOptions)
     opts.validate_job()
     es = opts.es_config()
+    mode = "full"
     if opts.vector_store == "elasticsearch":
         health = check_cluster(es)  # pre-flight: a wrong URL or credentials fail here, not after an hour
         _LOG.info("Elasticsearch %s is %s", es.safe_url, health.get("status"))
-    if opts.recreate_index and opts.vector_store == "elasticsearch":
-        client = es.client()
-        try:
-            client.indices.delete(index=es.physical_index, ignore_unavailable=True)
-        finally:
-            client.close()
+        # full: a fresh blue/green slot, the alias swapped at the end; incremental: the live slot.
+        es, mode = resolve_target(es, "full" if opts.recreate_index else opts.mode)
+        if mode != opts.mode:
+            _LOG.warning("no index of this model and these settings behind alias %s: this run builds one in full",
+                         es.index)
+        _LOG.info("mode %s, writing %s", mode, es.physical_index)
     if opts.bq_output_dataset:  # re-running a run replaces its rows in BigQuery
         run_id = opts.run_id or default_run_id(opts)
         _LOG.info("deleted earlier rows of run %s: %s", run_id, delete_run_rows(opts.bq_output_dataset, run_id))
@@ -221,7 +310,7 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
     if removed:
         _LOG.info("removed %d files of an earlier run under %s", removed, opts.output)
     pipeline = beam.Pipeline(runner=choose_runner(options), options=options)
-    build_pipeline(pipeline, opts)
+    build_pipeline(pipeline, opts, es=es, mode=mode)
     result = pipeline.run()
     result.wait_until_finish()
     return result

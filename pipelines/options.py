@@ -108,7 +108,12 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--es_batch_size", type=int, default=500,
                        help="Documents per bulk request (also capped at 8 MB per request)")
         g.add_argument("--recreate_index", type=_bool, default=False,
-                       help="Delete the index before writing (a clean rebuild)")
+                       help="Rebuild the index from scratch (the same as --mode full)")
+        g.add_argument("--mode", default="full", choices=("full", "incremental"),
+                       help="full: every unit is processed into a new index, the alias is swapped at the end; "
+                            "incremental: only new and changed units are processed, matched against the whole index")
+        g.add_argument("--on_deleted", default="keep", choices=("keep", "delete"),
+                       help="Incremental runs on a full snapshot: delete indexed documents absent from the input")
         g = parser.add_argument_group("duplicate search")
         g.add_argument("--cosine_threshold", type=float, default=0.85,
                        help="Pairs with cosine similarity at or above this are duplicates")
@@ -161,6 +166,10 @@ class DedupOptions(PipelineOptions):
             raise ConfigError(f"--output_formats takes parquet and/or jsonl, got {self.output_formats!r}")
         if self.rows_per_file < 1:
             raise ConfigError(f"--rows_per_file must be >= 1, got {self.rows_per_file}")
+        if self.mode == "incremental" and self.vector_store != "elasticsearch":
+            raise ConfigError("--mode incremental keeps its state in Elasticsearch: it needs --vector_store elasticsearch")
+        if self.on_deleted == "delete" and self.mode != "incremental":
+            raise ConfigError("--on_deleted delete applies to --mode incremental (a full run rebuilds from its input)")
         if self.es_batch_size < 1:
             raise ConfigError(f"--es_batch_size must be >= 1, got {self.es_batch_size}")
         bad_rules = set(self.canonical_list()) - set(CANONICAL_POLICIES + ("preferred_url",))

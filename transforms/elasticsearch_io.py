@@ -54,6 +54,7 @@ class EsConfig:
     max_retries: int = 6
     initial_backoff_s: float = 0.5
     max_backoff_s: float = 30.0
+    slot: str = ""                             # "a"/"b": the blue/green generation a job writes (resolve_target)
 
     def __post_init__(self):
         if self.index_options not in INDEX_OPTION_TYPES:
@@ -74,10 +75,15 @@ class EsConfig:
         return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
     @property
-    def physical_index(self) -> str:
-        """The concrete index behind the alias for this model and these settings."""
+    def physical_base(self) -> str:
+        """The name shared by every generation of the index for this model and these settings."""
         key = hashlib.sha1(f"{MAPPING_VERSION}|{self.model}|{self.index_options}".encode()).hexdigest()[:8]
         return f"{self.index}-m{MAPPING_VERSION}-{key}"
+
+    @property
+    def physical_index(self) -> str:
+        """The concrete index this config writes and searches: the base name, plus the slot if set."""
+        return f"{self.physical_base}-{self.slot}" if self.slot else self.physical_base
 
     def client(self):
         """A new Elasticsearch client (call once per DoFn instance, in setup())."""
@@ -98,7 +104,7 @@ class EsConfig:
         return Elasticsearch(self.url, **kwargs)
 
 
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2  # 2: run state per unit (settings, shingles, band keys, offsets, model hash)
 
 
 def resolve_secret(env_name: Optional[str], secret_version: Optional[str]) -> str:
@@ -151,7 +157,17 @@ def index_mapping(dims: int, index_options: str = "hnsw") -> dict:
                 "lang": {"type": "keyword"},
                 "content_hash": {"type": "keyword"},
                 "model": {"type": "keyword"},
+                "model_hash": {"type": "keyword"},
+                "dims": {"type": "integer", "index": False},
                 "run_id": {"type": "keyword"},
+                "start": {"type": "integer", "index": False},
+                "end": {"type": "integer", "index": False},
+                "doc_chars": {"type": "integer", "index": False},
+                # Run state for incremental runs: the model/MinHash settings the unit was processed
+                # with, its MinHash band keys (searchable) and its shingle ids (stored only).
+                "settings": {"type": "keyword"},
+                "bands": {"type": "keyword"},
+                "shingles": {"type": "binary"},
                 "vector": {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine",
                            "index_options": options},
             },
@@ -184,6 +200,40 @@ def point_alias(client, alias: str, physical: str) -> list[str]:
     actions.append({"add": {"index": physical, "alias": alias}})
     client.indices.update_aliases(actions=actions)
     return current
+
+
+SLOTS = ("a", "b")
+
+
+def alias_target(client, alias: str) -> Optional[str]:
+    """The one index behind `alias`, or None."""
+    if not client.indices.exists_alias(name=alias):
+        return None
+    names = sorted(client.indices.get_alias(name=alias))
+    return names[0] if names else None
+
+
+def resolve_target(config: EsConfig, mode: str) -> tuple[EsConfig, str]:
+    """Picks the physical index a job writes: (config with its slot, effective mode).
+
+    `full`: the blue/green slot NOT behind the alias, emptied first (a crashed attempt or the
+    generation before last), so the live index keeps serving until the job swaps the alias at its
+    end. `incremental`: the slot behind the alias when it holds this model and these settings; when
+    it does not (first run, another model), the run is a full build of a fresh slot.
+    """
+    client = config.client()
+    try:
+        live = alias_target(client, config.index)
+        base = config.physical_base
+        live_slot = live[len(base) + 1:] if live and live.startswith(base + "-") else None
+        if mode == "incremental" and live_slot in SLOTS:
+            return dataclasses.replace(config, slot=live_slot), "incremental"
+        slot = "b" if live_slot == "a" else "a"
+        target = dataclasses.replace(config, slot=slot)
+        client.indices.delete(index=target.physical_index, ignore_unavailable=True)
+        return target, "full"
+    finally:
+        client.close()
 
 
 def check_cluster(config: EsConfig) -> dict:
@@ -234,12 +284,15 @@ def document_id(doc_id: str, unit_type: str = "document", unit_index: int = 0) -
 
 
 SOURCE_FIELDS = ("unit_id", "doc_id", "unit_type", "unit_index", "title", "url", "lang", "content_hash",
-                 "model", "run_id", "vector")
+                 "model", "model_hash", "dims", "run_id", "start", "end", "doc_chars", "settings", "bands",
+                 "shingles", "vector")
 
 
 def to_action(record: dict, index: str) -> dict:
     """Embedding record -> bulk `index` action with a deterministic _id (doc_id defaults to id)."""
     source = {k: record[k] for k in SOURCE_FIELDS if record.get(k) is not None}
+    if "vector" in source:
+        source.setdefault("dims", len(source["vector"]))
     source.setdefault("doc_id", record["id"])
     source.setdefault("unit_id", record["id"])
     source.setdefault("unit_type", "document")
@@ -401,16 +454,20 @@ class WriteToElasticsearch(beam.PTransform):
 
 
 class RefreshIndex(beam.PTransform):
-    """PCollection (anything) -> singleton count, emitted after the index was refreshed and the
-    alias pointed at it. Use it as a side input to make searches wait until every write is visible.
+    """PCollection (anything) -> singleton count, emitted after the index was refreshed (and, with
+    `point=True`, the alias pointed at it). Use it as a side input to make searches wait until every
+    write is visible. The job points the alias only at its very end (PointAlias).
     """
 
-    def __init__(self, config: EsConfig):
+    def __init__(self, config: EsConfig, point: bool = True):
         super().__init__()
         self.config = config
+        self.point = point
 
     def expand(self, written):
         config = self.config
+
+        point = self.point
 
         def refresh(count: int) -> int:
             client = config.client()
@@ -419,9 +476,10 @@ class RefreshIndex(beam.PTransform):
                 if client.indices.exists(index=physical):
                     client.indices.put_settings(index=physical, settings={"index": {"refresh_interval": None}})
                     client.indices.refresh(index=physical)
-                    replaced = point_alias(client, config.index, physical)
-                    if replaced:
-                        _LOG.info("alias %s moved from %s to %s", config.index, replaced, physical)
+                    if point:
+                        replaced = point_alias(client, config.index, physical)
+                        if replaced:
+                            _LOG.info("alias %s moved from %s to %s", config.index, replaced, physical)
             finally:
                 client.close()
             return count
@@ -429,3 +487,31 @@ class RefreshIndex(beam.PTransform):
         return (written
                 | "CountWritten" >> beam.combiners.Count.Globally()
                 | "Refresh" >> beam.Map(refresh))
+
+
+class PointAlias(beam.PTransform):
+    """PBegin -> singleton physical index name: points the alias at the job's index once every
+    PCollection in `after` is complete (the job's last outputs), so readers switch in one step."""
+
+    def __init__(self, config: EsConfig, after: list):
+        super().__init__()
+        self.config = config
+        self.after = after
+
+    def expand(self, pbegin):
+        config = self.config
+        done = [pc | f"Done{i}" >> beam.combiners.Count.Globally() for i, pc in enumerate(self.after)]
+
+        def point(_, *counts):
+            client = config.client()
+            try:
+                if client.indices.exists(index=config.physical_index):
+                    client.indices.refresh(index=config.physical_index)
+                    replaced = point_alias(client, config.index, config.physical_index)
+                    _LOG.info("alias %s now on %s (was %s)", config.index, config.physical_index, replaced or "-")
+            finally:
+                client.close()
+            return config.physical_index
+
+        return (pbegin | "Start" >> beam.Create([None])
+                | "Point" >> beam.Map(point, *[beam.pvalue.AsSingleton(d) for d in done]))

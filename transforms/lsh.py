@@ -95,6 +95,56 @@ class MinHashSignatures(beam.PTransform):
         return units | "Sign" >> beam.ParDo(_SignFn(self.params))
 
 
+class _SignUnitsFn(beam.DoFn):
+    """Unit dict -> the unit plus "sig", "ids" and "bands" (hex band keys under its type's banding)."""
+
+    def __init__(self, params: MinHashParams, banding: dict):
+        self.params = params
+        self.banding = banding
+        self.signed = Metrics.counter("minhash", "signatures")
+        self.empty = Metrics.counter("minhash", "no_shingles")
+
+    def setup(self):
+        self.hasher = MinHasher(self.params)
+
+    def process(self, unit: dict):
+        sig, ids = self.hasher.signature(unit["text"])
+        if ids.size == 0:
+            self.empty.inc()
+            yield {**unit, "sig": sig, "ids": ids, "bands": []}
+            return
+        self.signed.inc()
+        bands, rows = self.banding[unit["unit_type"]]
+        yield {**unit, "sig": sig, "ids": ids, "bands": [k.hex() for k in band_keys(sig, bands, rows)]}
+
+
+class SignUnits(beam.PTransform):
+    """Unit dicts -> the same units with "sig" (uint32[num_perm]), "ids" (sorted uint64 shingle ids)
+    and "bands" (hex band keys; `banding` maps unit type -> (bands, rows)). A unit without any token
+    keeps empty ids and bands (it is still embedded; it cannot match lexically)."""
+
+    def __init__(self, params: MinHashParams, banding: dict):
+        super().__init__()
+        self.params = params
+        self.banding = dict(banding)
+
+    def expand(self, units):
+        return units | "Sign" >> beam.ParDo(_SignUnitsFn(self.params, self.banding))
+
+
+def shingles_to_text(ids: np.ndarray) -> str:
+    """Sorted uint64 shingle ids -> base64 (little-endian), as stored in Elasticsearch."""
+    import base64
+
+    return base64.b64encode(np.ascontiguousarray(ids, dtype="<u8").tobytes()).decode("ascii")
+
+
+def shingles_from_text(text: str) -> np.ndarray:
+    import base64
+
+    return np.frombuffer(base64.b64decode(text), dtype="<u8").astype(np.uint64)
+
+
 class _BucketPairsFn(beam.DoFn):
     """(band key, member ids) -> candidate pairs; oversized buckets become a chain and a report."""
 
@@ -206,9 +256,11 @@ class MinHashDuplicates(beam.PTransform):
     """{"id", "text"} -> {"pairs": verified Pair dicts, "oversized": bucket reports, "signatures": ...}."""
 
     def __init__(self, params: MinHashParams, threshold: float, *, target_recall: float = 0.97,
-                 max_bucket: int = 200, oversize_window: int = 3, prefilter_margin: float = 0.15):
+                 max_bucket: int = 200, oversize_window: int = 3, prefilter_margin: float = 0.15,
+                 signed: bool = False):
         super().__init__()
         self.params = params
+        self.signed = signed
         self.margin = prefilter_margin
         self.threshold = threshold
         self.bands, self.rows = choose_bands(threshold, params.num_perm, target_recall)
@@ -221,7 +273,8 @@ class MinHashDuplicates(beam.PTransform):
                 "params_key": self.params.key}
 
     def expand(self, units):
-        signatures = units | "Signatures" >> MinHashSignatures(self.params)
+        """`units`: {"id", "text"}, or already signed {"id", "sig", "ids"} (then `signed=True`)."""
+        signatures = units if self.signed else units | "Signatures" >> MinHashSignatures(self.params)
         candidates = signatures | "Candidates" >> LshCandidates(
             self.bands, self.rows, max_bucket=self.max_bucket, oversize_window=self.window)
         pairs = candidates["pairs"] | "VerifyJaccard" >> VerifyJaccard(signatures, self.threshold, self.margin)

@@ -87,12 +87,18 @@ def test_demo_run_finds_the_planted_duplicates_and_reruns_identically(es_url, es
     tables = table_bytes(out)
     assert {p.split("/")[0] for p in tables} == {"duplicates", "groups", "unit_matches", "units"}
     assert {p.rsplit(".", 1)[1] for p in tables} == {"parquet", "jsonl"}
+    first_index = summary["es_physical_index"]
+    assert list(es_client.indices.get_alias(name=index_name)) == [first_index]
     run(job_args(es_url, index_name, DEMO, out))
     assert table_bytes(out) == tables
     assert read_duplicates(str(out)) == rows
     es_client.indices.refresh(index=index_name)
     assert es_client.count(index=index_name)["count"] == c["indexed"]
-    assert read_summary(str(out)) == summary
+    again = read_summary(str(out))
+    # A full run builds the other blue/green slot and moves the alias at its end; the first is kept.
+    assert again.pop("es_physical_index") != summary.pop("es_physical_index")
+    assert list(es_client.indices.get_alias(name=index_name)) == [f"{first_index[:-1]}{'b' if first_index[-1] == 'a' else 'a'}"]
+    assert again == summary
 
 
 def test_bad_records_go_to_dead_letters_and_counts_reconcile(es_url, index_name, tmp_path):

@@ -1,5 +1,7 @@
 """A job killed halfway (SIGKILL in the middle of the Elasticsearch write) and then re-run leaves the
-index and every output table exactly as one clean run does: nothing missing, nothing twice."""
+index and every output table exactly as one clean run does: nothing missing, nothing twice. While the
+crashed run wrote, readers of the alias kept seeing the previous complete index."""
+import json
 import os
 import signal
 import subprocess
@@ -25,14 +27,20 @@ def job_args(es_url, index, out):
 
 
 def outputs(out: Path) -> dict[str, bytes]:
-    """{relative path: bytes} of every file the job wrote, summary.json and report.html included."""
-    return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
+    """{relative path: bytes} of every file the job wrote, summary.json (without the blue/green index
+    name, which alternates between full runs) and report.html included."""
+    files = {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
+    if "summary.json" in files:
+        summary = json.loads(files["summary.json"])
+        summary.pop("es_physical_index")
+        files["summary.json"] = json.dumps(summary, sort_keys=True).encode()
+    return files
 
 
 def index_snapshot(es_client, name: str) -> dict[str, dict]:
-    """{_id: _source} of every vector in the job's physical indices (the alias moves only at the end)."""
-    es_client.indices.refresh(index=f"{name}*")
-    hits = es_client.search(index=f"{name}*", size=10_000, sort=["_doc"], query={"match_all": {}})["hits"]["hits"]
+    """{_id: _source} of every vector in index (or alias) `name`."""
+    es_client.indices.refresh(index=name)
+    hits = es_client.search(index=name, size=10_000, sort=["_doc"], query={"match_all": {}})["hits"]["hits"]
     return {h["_id"]: h["_source"] for h in hits}
 
 
@@ -51,8 +59,8 @@ def test_rerun_after_a_crash_halfway_equals_one_clean_run(es_url, es_client, es_
     assert len(clean_index) == summary["counts"]["indexed"] > 100
     assert summary["counts"]["duplicate_pairs"] > 10
 
-    # Start over from nothing in the index, then crash the job in the middle of its write stage.
-    es_client.indices.delete(index=f"{index_name}*", ignore_unavailable=True)
+    live = summary["es_physical_index"]
+    # Run the job again and crash it in the middle of its write stage (into the other slot).
     es_fault_proxy.delay_after_forward(1.0, 1000)  # every bulk answered 1 s late: the stage lasts > 10 s
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.dedup", *job_args(es_fault_proxy.url, index_name, out)],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -66,13 +74,18 @@ def test_rerun_after_a_crash_halfway_equals_one_clean_run(es_url, es_client, es_
     proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL, stderr[-3000:]
 
-    # The crash left a partial index and no finished outputs of the run.
-    partial = index_snapshot(es_client, index_name)
+    # The crash left a partial index in the other slot and no finished outputs; the alias still
+    # serves the complete index of the clean run.
+    other = live[:-1] + ("b" if live.endswith("a") else "a")
+    partial = index_snapshot(es_client, other)
     assert 0 < len(partial) < len(clean_index)
     assert set(partial) < set(clean_index)
     assert not (out / "summary.json").exists() and not list(out.rglob("part-*"))
+    assert list(es_client.indices.get_alias(name=index_name)) == [live]
+    assert index_snapshot(es_client, index_name) == clean_index
 
     es_fault_proxy.plan.clear()
     run(job_args(es_fault_proxy.url, index_name, out))  # the re-run, through the same proxy URL
     assert outputs(out) == clean_files  # tables, dead letters, summary and report: byte for byte
     assert index_snapshot(es_client, index_name) == clean_index  # same ids, same vectors, nothing extra
+    assert list(es_client.indices.get_alias(name=index_name)) == [other]  # the rebuilt slot is live now

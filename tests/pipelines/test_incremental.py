@@ -1,0 +1,150 @@
+"""Incremental runs against the live Elasticsearch: the demo corpus, then the same corpus plus new
+documents (some duplicating old ones) and a changed one. Only new and changed units are embedded, the
+old-vs-new duplicates are found under the old ids, and the rows equal a full run's for those documents."""
+import json
+import math
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pipelines.dedup import run
+from transforms.report import read_duplicates, read_summary, read_units
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "demo" / "corpus.jsonl"
+MATCH_TYPES = ("document", "paragraph")  # the job's default --match_units
+CHANGED = "es-guia-biologia-tema1"
+COMPARED = ("doc_a", "doc_b", "granularity", "cosine", "jaccard", "method", "rule", "matched_units", "coverage_a",
+            "coverage_b", "evidence")
+
+
+def corpora(tmp_path: Path) -> tuple[Path, Path, set[str]]:
+    """(the demo corpus, the demo corpus with 4 new documents and 1 changed one, the ids touched)."""
+    docs = [json.loads(line) for line in DEMO.read_text(encoding="utf-8").splitlines() if line.strip()]
+    by_id = {d["id"]: d for d in docs}
+    paragraphs = {k: d["text"].split("\n\n") for k, d in by_id.items()}
+    new = [
+        {"id": "new-fotosintesis-copia", "title": "Apuntes: fotosíntesis", "text": by_id["es-fotosintesis"]["text"]},
+        {"id": "new-celula-extracto", "title": "Biología para todos",
+         "text": "Este tema repasa las ideas básicas de la biología que se estudian en secundaria y en bachillerato.\n\n"
+                 + paragraphs["es-celula"][1]
+                 + "\n\nEn la próxima lección veremos cómo se organizan las células en tejidos, órganos y sistemas."},
+        {"id": "new-volcanes-parafrasis", "title": "Volcanoes, revisited",
+         "text": by_id["en-volcanoes"]["text"].replace("magma", "molten rock", 1).replace(" the ", " a ", 2)},
+        {"id": "new-ajedrez", "title": "Historia del ajedrez",
+         "text": "El ajedrez nació en la India hacia el siglo VI con el nombre de chaturanga y llegó a Europa a "
+                 "través de Persia y del mundo árabe.\n\nDurante la Edad Media sus reglas cambiaron: la dama y el "
+                 "alfil ganaron alcance, y en el siglo XV el juego ya se parecía mucho al actual."},
+    ]
+    changed = dict(by_id[CHANGED])
+    kept = paragraphs[CHANGED][:2]  # its last paragraph is removed, its first one edited
+    changed["text"] = "\n\n".join([kept[0].replace(".", " y sus funciones.", 1), kept[1]])
+    base, combined = tmp_path / "base.jsonl", tmp_path / "combined.jsonl"
+    base.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+    combined.write_text("".join(json.dumps(changed if d["id"] == CHANGED else d, ensure_ascii=False) + "\n" for d in docs)
+                        + "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in new), encoding="utf-8")
+    return base, combined, {d["id"] for d in new} | {CHANGED}
+
+
+def args(es_url, index, inp, out, *extra):
+    return ["--input", str(inp), "--output", str(out), "--es_url", es_url, "--es_index", index, "--report_top", "0",
+            *extra]
+
+
+def close(a, b, tol=2e-6) -> bool:
+    """Equal, except floats may differ by `tol` (vectors of units embedded in another batch)."""
+    if isinstance(a, str) and isinstance(b, str) and a.startswith("[") and b.startswith("["):
+        return close(json.loads(a), json.loads(b), tol)
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, abs_tol=tol)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
+    return a == b
+
+
+def index_state(es_client, name: str) -> dict[str, tuple]:
+    es_client.indices.refresh(index=name)
+    hits = es_client.search(index=name, size=10_000, query={"match_all": {}},
+                            source_includes=["unit_id", "content_hash", "settings", "bands", "shingles", "model_hash",
+                                             "dims", "start", "end"])["hits"]["hits"]
+    return {h["_id"]: tuple(json.dumps(h["_source"].get(k), sort_keys=True) for k in sorted(h["_source"])) for h in hits}
+
+
+@pytest.fixture()
+def indices(es_client):
+    names = [f"test-incr-{uuid.uuid4().hex[:8]}", f"test-full-{uuid.uuid4().hex[:8]}"]
+    yield names
+    for name in names:
+        es_client.indices.delete(index=f"{name}*", ignore_unavailable=True)
+
+
+def test_incremental_run_processes_only_new_and_changed_units_and_matches_a_full_run(
+        es_url, es_client, indices, tmp_path):
+    index, full_index = indices
+    base, combined, touched = corpora(tmp_path)
+    run(args(es_url, index, base, tmp_path / "first"))
+    run(args(es_url, index, combined, tmp_path / "second", "--mode", "incremental"))
+    run(args(es_url, full_index, combined, tmp_path / "full"))  # the reference: everything from scratch
+
+    first = {u["unit_id"]: u["content_hash"] for u in read_units(str(tmp_path / "first")) if u["unit_type"] in MATCH_TYPES}
+    now = {u["unit_id"]: u for u in read_units(str(tmp_path / "second")) if u["unit_type"] in MATCH_TYPES}
+    fresh = {uid for uid, u in now.items() if first.get(uid) != u["content_hash"]}
+    requeried = {uid for uid, u in now.items() if u["doc_id"] == CHANGED and uid not in fresh}
+    assert len(fresh) >= 9 and len(requeried) == 1 and set(first) - set(now) == {f"{CHANGED}#p2"}
+
+    summary = read_summary(str(tmp_path / "second"))
+    c = summary["counts"]
+    assert summary["mode"] == "incremental"
+    assert c["units_fresh"] == c["vectors"] == c["signatures"] == c["indexed"] == len(fresh)  # only these embedded
+    assert c["units_unchanged"] == len(now) - len(fresh)
+    assert c["units_requeried"] == len(requeried)
+    assert c["stale_units_deleted"] == 1  # the paragraph the changed document lost
+
+    rows = read_duplicates(str(tmp_path / "second"))
+    pairs = {(r["doc_a"], r["doc_b"]) for r in rows}
+    for planted in (("es-fotosintesis", "new-fotosintesis-copia"), ("es-fotosintesis-repost", "new-fotosintesis-copia"),
+                    ("es-celula", "new-celula-extracto"), ("en-volcanoes", "new-volcanes-parafrasis"),
+                    ("es-celula", CHANGED)):
+        assert planted in pairs, (planted, sorted(pairs))
+    assert all(r["doc_a"] in touched or r["doc_b"] in touched for r in rows)
+
+    # Row for row, the incremental table equals the full run's rows of the touched documents.
+    full_rows = [r for r in read_duplicates(str(tmp_path / "full")) if r["doc_a"] in touched or r["doc_b"] in touched]
+    got = {(r["doc_a"], r["doc_b"]): {k: r[k] for k in COMPARED} for r in rows}
+    want = {(r["doc_a"], r["doc_b"]): {k: r[k] for k in COMPARED} for r in full_rows}
+    assert got.keys() == want.keys()
+    for key in want:
+        assert close(got[key], want[key]), (key, got[key], want[key])
+
+    # The index after the incremental run holds the same units, texts and settings as a rebuild.
+    assert index_state(es_client, index) == index_state(es_client, full_index)
+
+
+def test_a_second_incremental_run_without_changes_embeds_nothing(es_url, es_client, indices, tmp_path):
+    index, _ = indices
+    base, _, _ = corpora(tmp_path)
+    run(args(es_url, index, base, tmp_path / "first"))
+    run(args(es_url, index, base, tmp_path / "again", "--mode", "incremental"))
+    c = read_summary(str(tmp_path / "again"))["counts"]
+    assert c["units_fresh"] == c["vectors"] == c["indexed"] == c["duplicate_pairs"] == 0
+    assert c["units_unchanged"] == read_summary(str(tmp_path / "first"))["counts"]["vectors"]
+
+
+def test_documents_absent_from_a_snapshot_are_deleted_on_request(es_url, es_client, indices, tmp_path):
+    index, _ = indices
+    base, _, _ = corpora(tmp_path)
+    run(args(es_url, index, base, tmp_path / "first"))
+    lines = base.read_text(encoding="utf-8").splitlines(keepends=True)
+    smaller = tmp_path / "smaller.jsonl"
+    smaller.write_text("".join(lines[2:]), encoding="utf-8")
+    gone = {json.loads(line)["id"] for line in lines[:2]}
+    run(args(es_url, index, smaller, tmp_path / "second", "--mode", "incremental", "--on_deleted", "delete"))
+    c = read_summary(str(tmp_path / "second"))["counts"]
+    assert c["absent_documents_deleted"] == 2 and c["vectors"] == 0
+    es_client.indices.refresh(index=index)
+    left = {h["_source"]["doc_id"] for h in es_client.search(index=index, size=10_000, source_includes=["doc_id"])["hits"]["hits"]}
+    assert not left & gone and len(left) == len(lines) - 2
