@@ -1,0 +1,130 @@
+"""Incremental run vs full run on realistic Spanish HTML (libreoffice-help-es, fetched with
+`apt-get download`): a catalogue of N pages is indexed, then the catalogue grows by 5% (half copies
+or light edits of existing pages, half pages never seen) and 2% of the pages change.
+
+    python bench/incremental_bench.py --docs 1000 --es_url http://127.0.0.1:9200 --out bench/results/incremental.json
+
+Timed in the same run, same machine, DirectRunner multi_processing with 2 workers:
+- full:        `--mode full` over the grown catalogue (everything embedded, signed, matched);
+- incremental: `--mode incremental` over the grown catalogue after a full run over the old one.
+Target (issue 11): incremental wall time <= 15% of the full run's. Also reported: units embedded in
+each run, and how many of the planted old-vs-new copies the incremental run found with the old id.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _results import write_result  # noqa: E402
+from prep_bench import fetch_pages  # noqa: E402
+
+from pipelines.dedup import run  # noqa: E402
+from transforms.report import read_duplicates, read_summary  # noqa: E402
+
+
+def catalogues(pages: list[str], n: int, seed: int = 1):
+    """(old docs, grown docs, planted (old id, new id) copies, changed ids) from the HTML pages."""
+    rng = random.Random(seed)
+
+    def doc(path, doc_id=None):
+        with open(path, encoding="utf-8") as f:
+            return {"id": doc_id or os.path.basename(os.path.dirname(path)) + "/" + os.path.basename(path), "text": f.read()}
+
+    chosen = rng.sample(pages, n + n // 40 + 1)
+    old = [doc(p) for p in chosen[:n]]
+    n_new, n_changed = max(2, n // 20), max(1, n // 50)
+    copies, planted = [], []
+    for i, src in enumerate(rng.sample(old, n_new // 2)):
+        text = src["text"] if i % 2 == 0 else src["text"].replace("</p>", " (revisado)</p>", 1)
+        copies.append({"id": f"copia-{i:04d}", "text": text})
+        planted.append((src["id"], copies[-1]["id"]))
+    unseen = [doc(p) for p in chosen[n:n + n_new - len(copies)]]
+    changed_ids = {d["id"] for d in rng.sample(old, n_changed)}
+    grown = [({**d, "text": d["text"].replace("</body>", "<p>Esta página se actualizó con una nota nueva sobre el "
+                                                          "uso de la función en documentos compartidos.</p></body>", 1)}
+              if d["id"] in changed_ids else d) for d in old] + copies + unseen
+    return old, grown, planted, changed_ids
+
+
+def write_jsonl(docs, path):
+    with open(path, "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+
+
+def job(es_url, index, inp, out, *extra):
+    return ["--input", inp, "--output", out, "--es_url", es_url, "--es_index", index, "--report_top", "0",
+            "--direct_running_mode=multi_processing", "--direct_num_workers=2", *extra]
+
+
+def timed(argv) -> float:
+    start = time.perf_counter()
+    run(argv)
+    return time.perf_counter() - start
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=1000)
+    ap.add_argument("--es_url", default="http://127.0.0.1:9200")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args()
+
+    from elasticsearch import Elasticsearch
+
+    es = Elasticsearch(args.es_url)
+    tag = uuid.uuid4().hex[:6]
+    incr_index, full_index = f"bench-incr-{tag}", f"bench-full-{tag}"
+    with tempfile.TemporaryDirectory() as tmp:
+        pages = fetch_pages(tmp)
+        old, grown, planted, changed = catalogues(pages, args.docs)
+        old_path, grown_path = os.path.join(tmp, "old.jsonl"), os.path.join(tmp, "grown.jsonl")
+        write_jsonl(old, old_path)
+        write_jsonl(grown, grown_path)
+        print(f"{len(old)} old pages, {len(grown) - len(old)} new ({len(planted)} planted copies), "
+              f"{len(changed)} changed", flush=True)
+        try:
+            load = os.getloadavg()[0]
+            t_initial = timed(job(args.es_url, incr_index, old_path, os.path.join(tmp, "initial")))
+            print(f"initial full run over the old catalogue: {t_initial:.1f} s", flush=True)
+            t_incr = timed(job(args.es_url, incr_index, grown_path, os.path.join(tmp, "incr"), "--mode", "incremental"))
+            print(f"incremental run over the grown catalogue: {t_incr:.1f} s", flush=True)
+            t_full = timed(job(args.es_url, full_index, grown_path, os.path.join(tmp, "full")))
+            print(f"full run over the grown catalogue: {t_full:.1f} s", flush=True)
+            incr, full = read_summary(os.path.join(tmp, "incr")), read_summary(os.path.join(tmp, "full"))
+            found = {(r["doc_a"], r["doc_b"]) for r in read_duplicates(os.path.join(tmp, "incr"))}
+            hits = sum(tuple(sorted(p)) in found for p in planted)
+        finally:
+            for name in (incr_index, full_index):
+                es.indices.delete(index=f"{name}*", ignore_unavailable=True)
+    ratio = t_incr / t_full
+    result = {
+        "machine": {"cores": os.cpu_count(), "load_1min_at_start": round(load, 2), "python": platform.python_version()},
+        "corpus": {"source": "libreoffice-help-es (Debian)", "old_docs": len(old), "new_docs": len(grown) - len(old),
+                   "planted_copies": len(planted), "changed_docs": len(changed)},
+        "seconds": {"initial_full_old": round(t_initial, 1), "incremental_grown": round(t_incr, 1),
+                    "full_grown": round(t_full, 1)},
+        "units_embedded": {"incremental": incr["counts"]["vectors"], "full": full["counts"]["vectors"]},
+        "incremental_counts": {k: incr["counts"].get(k) for k in ("units_fresh", "units_unchanged", "units_requeried",
+                                                                  "stale_units_deleted", "stored_units_fetched",
+                                                                  "duplicate_pairs")},
+        "planted_copies_found_with_old_id": f"{hits}/{len(planted)}",
+        "incremental_over_full": round(ratio, 3),
+        "target": "<= 0.15",
+        "met": ratio <= 0.15,
+    }
+    print(json.dumps(result, indent=2))
+    write_result(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
