@@ -10,6 +10,7 @@ ES_URL ?= http://127.0.0.1:9200
 ES_INDEX ?= dedup-documents
 ARGS ?=
 PYTEST_ARGS ?=
+BENCH_SIZES ?= 1000,5000,20000
 SVC := scripts/services
 export SERVICES_DIR ?= $(CURDIR)/.services
 export HF_HUB_OFFLINE := 1
@@ -17,7 +18,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop browser run test test-reliability evaluate lock clean bench bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
+.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop browser run test test-reliability evaluate lock clean bench bench-incremental bench-pipeline bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -86,7 +87,13 @@ evaluate: venv ## Calibrate thresholds on the labelled sets (Clough-Stevenson, s
 	$(PY) -m pipelines.evaluate --duplicates $(EVAL_OUT)/perturbed-run/duplicates --gold $(EVAL_OUT)/perturbed/gold.tsv \
 	  --recall_only | tee $(QUALITY)/perturbation-demo.txt
 
-bench: bench-prep bench-minhash bench-es bench-embed ## All benchmarks (results in bench/results/*.json)
+bench: bench-prep bench-minhash bench-es bench-embed bench-incremental bench-pipeline ## All benchmarks (results in bench/results/*.json)
+
+bench-incremental: venv es-start ## Incremental run (+5% new, 2% changed) vs full run, libreoffice-help-es pages
+	$(PY) bench/incremental_bench.py --docs 1000 --es_url $(ES_URL) --out bench/results/incremental.json
+
+bench-pipeline: venv es-start ## End-to-end job per stage vs bare baselines, scaling series (BENCH_SIZES)
+	$(PY) bench/pipeline_bench.py --sizes $(BENCH_SIZES) --es_url $(ES_URL) --out bench/results/pipeline.json
 
 bench-embed: venv ## Embedding stage in Beam vs bare length-sorted model.encode (same paragraphs, CPU)
 	$(PY) bench/embed_bench.py --texts 2000 --repeats 3 --out bench/results/embed.json

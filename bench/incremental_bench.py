@@ -4,7 +4,8 @@ or light edits of existing pages, half pages never seen) and 2% of the pages cha
 
     python bench/incremental_bench.py --docs 1000 --es_url http://127.0.0.1:9200 --out bench/results/incremental.json
 
-Timed in the same run, same machine, DirectRunner multi_processing with 2 workers:
+Timed in the same run, same machine, the same DirectRunner mode (`--running_mode`, default in_memory:
+the job's default, torch using every core; multi_processing: one worker per core):
 - full:        `--mode full` over the grown catalogue (everything embedded, signed, matched);
 - incremental: `--mode incremental` over the grown catalogue after a full run over the old one.
 Target (issue 11): incremental wall time <= 15% of the full run's. Also reported: units embedded in
@@ -13,6 +14,7 @@ each run, and how many of the planted old-vs-new copies the incremental run foun
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import platform
@@ -26,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _results import write_result  # noqa: E402
 from prep_bench import fetch_pages  # noqa: E402
+from pipeline_bench import stage_seconds  # noqa: E402
 
 from pipelines.dedup import run  # noqa: E402
 from transforms.report import read_duplicates, read_summary  # noqa: E402
@@ -37,7 +40,7 @@ def catalogues(pages: list[str], n: int, seed: int = 1):
 
     def doc(path, doc_id=None):
         with open(path, encoding="utf-8") as f:
-            return {"id": doc_id or os.path.basename(os.path.dirname(path)) + "/" + os.path.basename(path), "text": f.read()}
+            return {"id": doc_id or path.split("/pkg/", 1)[-1], "text": f.read()}
 
     chosen = rng.sample(pages, n + n // 40 + 1)
     old = [doc(p) for p in chosen[:n]]
@@ -61,23 +64,37 @@ def write_jsonl(docs, path):
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
 
 
+RUNNING_MODE = ["--direct_running_mode=in_memory"]
+
+
 def job(es_url, index, inp, out, *extra):
     return ["--input", inp, "--output", out, "--es_url", es_url, "--es_index", index, "--report_top", "0",
-            "--direct_running_mode=multi_processing", "--direct_num_workers=2", *extra]
+            *RUNNING_MODE, *extra]
 
 
-def timed(argv) -> float:
+STAGE_TIMES = {}
+
+
+def timed(argv, label: str = "") -> float:
     start = time.perf_counter()
-    run(argv)
-    return time.perf_counter() - start
+    result = run(argv)
+    wall = time.perf_counter() - start
+    if label:
+        STAGE_TIMES[label] = {k: round(v, 1) for k, v in stage_seconds(result, incremental=True).items() if v >= 0.05}
+        print(f"{label}: worker-seconds per stage {STAGE_TIMES[label]}", flush=True)
+    return wall
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=1000)
     ap.add_argument("--es_url", default="http://127.0.0.1:9200")
+    ap.add_argument("--running_mode", default="in_memory", choices=("in_memory", "multi_processing"),
+                    help="DirectRunner mode of every run (multi_processing: one worker per core)")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
+    RUNNING_MODE[:] = [f"--direct_running_mode={args.running_mode}"] + (
+        [f"--direct_num_workers={os.cpu_count() or 2}"] if args.running_mode == "multi_processing" else [])
 
     from elasticsearch import Elasticsearch
 
@@ -96,19 +113,30 @@ def main():
             load = os.getloadavg()[0]
             t_initial = timed(job(args.es_url, incr_index, old_path, os.path.join(tmp, "initial")))
             print(f"initial full run over the old catalogue: {t_initial:.1f} s", flush=True)
-            t_incr = timed(job(args.es_url, incr_index, grown_path, os.path.join(tmp, "incr"), "--mode", "incremental"))
+            t_incr = timed(job(args.es_url, incr_index, grown_path, os.path.join(tmp, "incr"), "--mode", "incremental"), "incremental")
             print(f"incremental run over the grown catalogue: {t_incr:.1f} s", flush=True)
-            t_full = timed(job(args.es_url, full_index, grown_path, os.path.join(tmp, "full")))
+            t_full = timed(job(args.es_url, full_index, grown_path, os.path.join(tmp, "full")), "full")
             print(f"full run over the grown catalogue: {t_full:.1f} s", flush=True)
             incr, full = read_summary(os.path.join(tmp, "incr")), read_summary(os.path.join(tmp, "full"))
             found = {(r["doc_a"], r["doc_b"]) for r in read_duplicates(os.path.join(tmp, "incr"))}
             hits = sum(tuple(sorted(p)) in found for p in planted)
+            found_full = {(r["doc_a"], r["doc_b"]) for r in read_duplicates(os.path.join(tmp, "full"))}
+            missed = [p for p in planted if tuple(sorted(p)) not in found]
+            missed_full = [p for p in planted if tuple(sorted(p)) not in found_full]
+            dead = {}
+            for name in ("incr", "full"):
+                for path in glob.glob(os.path.join(tmp, name, "dead_letter", "*.jsonl")):
+                    with open(path, encoding="utf-8") as f:
+                        for line in f:
+                            row = json.loads(line)
+                            dead.setdefault(name, {})[row.get("record_id")] = row.get("reason")
         finally:
             for name in (incr_index, full_index):
                 es.indices.delete(index=f"{name}*", ignore_unavailable=True)
     ratio = t_incr / t_full
     result = {
         "machine": {"cores": os.cpu_count(), "load_1min_at_start": round(load, 2), "python": platform.python_version()},
+        "running_mode": RUNNING_MODE,
         "corpus": {"source": "libreoffice-help-es (Debian)", "old_docs": len(old), "new_docs": len(grown) - len(old),
                    "planted_copies": len(planted), "changed_docs": len(changed)},
         "seconds": {"initial_full_old": round(t_initial, 1), "incremental_grown": round(t_incr, 1),
@@ -118,6 +146,10 @@ def main():
                                                                   "stale_units_deleted", "stored_units_fetched",
                                                                   "duplicate_pairs")},
         "planted_copies_found_with_old_id": f"{hits}/{len(planted)}",
+        "planted_missed": [{"pair": p, "also_missed_by_full_run": p in missed_full,
+                            "dead_lettered": {d: dead.get("full", {}).get(d) for d in p if d in dead.get("full", {})}}
+                           for p in missed],
+        "worker_seconds_per_stage": STAGE_TIMES,
         "incremental_over_full": round(ratio, 3),
         "target": "<= 0.15",
         "met": ratio <= 0.15,

@@ -33,8 +33,9 @@ from transforms.ingest import DropDuplicateIds, ReadCorpus
 from transforms.language import DetectLanguage
 from transforms.units import SplitUnits, parse_unit_id
 from transforms.knn import KnnDuplicates
-from transforms.incremental import (FRESH_TAG, MOVED_TAG, UNCHANGED_TAG, BandLookup, DeleteAbsentDocuments, FetchStoredUnits,
-                                   PruneStaleUnits, SplitByState, unit_settings)
+from transforms.incremental import (CHANGED_DOCS_TAG, FRESH_TAG, MOVED_TAG, SAME_DOCS_TAG, UNCHANGED_TAG, BandLookup,
+                                   DeleteAbsentDocuments, FetchStoredUnits, PruneStaleUnits, SplitByState,
+                                   SplitDocsByState, unit_settings, with_raw_hash)
 from transforms.lsh import MinHashDuplicates, SignUnits, choose_bands, shingles_to_text
 from transforms.merge import MergeSignals
 from transforms.normalize import CleanDocuments
@@ -50,7 +51,7 @@ from transforms.sinks import (DUPLICATES_SCHEMA, GROUPS_SCHEMA, UNIT_MATCHES_SCH
 
 _LOG = logging.getLogger(__name__)
 UNIT_FIELDS = ("unit_id", "doc_id", "unit_type", "unit_index", "start", "end", "doc_chars", "content_hash",
-               "title", "url", "lang")
+               "title", "url", "lang", "raw_hash")
 
 
 def default_run_id(opts: DedupOptions) -> str:
@@ -75,12 +76,32 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
     signals = opts.signal_list()
     incremental = mode == "incremental"
 
+    match_types = opts.match_unit_list()
+    cos_t, jac_t = opts.thresholds()
+    params = opts.minhash_params()
+    banding = {kind: choose_bands(jac_t[kind], params.num_perm, opts.lsh_target_recall) for kind in match_types}
+    info = model_info(opts.model)
+    embedding = f"{opts.embed_precision}|{opts.long_texts}"
+    split = f"{opts.min_chars}|{opts.unit_list()}|{opts.min_unit_chars}|{match_types}"
+    settings = {kind: unit_settings(info["fingerprint"] or opts.model, embedding, params.key, *banding[kind], split)
+                for kind in match_types}
+    counts = {}
+
     read = p | "ReadCorpus" >> ReadCorpus(opts.source_config())
     unique = read.documents | "DropDuplicateIds" >> DropDuplicateIds()
-    cleaned = unique.documents | "CleanText" >> CleanDocuments(min_chars=opts.min_chars)
+    raw = unique.documents | "RawHash" >> beam.Map(with_raw_hash)
+    same_docs = None
+    if incremental and "document" in match_types:
+        # Documents whose raw record and settings are unchanged are not even cleaned again.
+        doc_state = raw | "SplitDocsByState" >> SplitDocsByState(es, settings["document"])
+        raw, same_docs = doc_state[CHANGED_DOCS_TAG], doc_state[SAME_DOCS_TAG]
+        counts["documents_unchanged"] = same_docs
+    cleaned = raw | "CleanText" >> CleanDocuments(min_chars=opts.min_chars)
     docs = cleaned.documents | "DetectLanguage" >> DetectLanguage()
     units = docs | "SplitUnits" >> SplitUnits(opts.unit_list(), min_chars=opts.min_unit_chars)
     formats = opts.output_format_list()
+    # Every document of the input, for the canonical choice and the reconciliation of counts.
+    all_docs = docs if same_docs is None else (docs, same_docs) | "AllDocuments" >> beam.Flatten()
 
     def write_table(rows, table, schema):
         return rows | f"Write{''.join(w.title() for w in table.split('_'))}" >> WriteTable(
@@ -89,16 +110,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
     written_tables = [write_table(units, "units", UNITS_SCHEMA)]
 
     # Units matched against each other: documents, and (by default) paragraphs rolled up below.
-    match_types = opts.match_unit_list()
-    cos_t, jac_t = opts.thresholds()
-    params = opts.minhash_params()
-    banding = {kind: choose_bands(jac_t[kind], params.num_perm, opts.lsh_target_recall) for kind in match_types}
-    info = model_info(opts.model)
-    embedding = f"{opts.embed_precision}|{opts.long_texts}"
-    settings = {kind: unit_settings(info["fingerprint"] or opts.model, embedding, params.key, *banding[kind])
-                for kind in match_types}
     to_match = units | "UnitsToMatch" >> beam.Filter(lambda u, types: u["unit_type"] in types, match_types)
-    counts = {}
     if incremental:  # only units not yet indexed with this text and these settings go on
         state = to_match | "SplitByState" >> SplitByState(es, settings)
         to_process = state[FRESH_TAG]
@@ -225,7 +237,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
         return {**row, "model": opts.model, "run_id": run_id}
 
     grouped = rolled["documents"] | "DuplicateGroups" >> DuplicateGroups(
-        docs, policy=opts.canonical_list(), preferred_url=opts.preferred_url, rounds=opts.group_rounds)
+        all_docs, policy=opts.canonical_list(), preferred_url=opts.preferred_url, rounds=opts.group_rounds)
     pairs = grouped["pairs"] | "Annotate" >> beam.Map(annotate)
     groups = grouped["groups"] | "AnnotateGroups" >> beam.Map(lambda g: {**g, "run_id": run_id})
     unit_matches = rolled["units"] | "AnnotateUnits" >> beam.Map(annotate)
@@ -263,7 +275,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
     counts = {name: count("".join(w.title() for w in name.split("_")), pc) for name, pc in counts.items()}
     counts["units_by_type"] = units | "UnitsByType" >> CountBy(lambda u: u["unit_type"])
     counts["by_source"] = p | "ReconcileSources" >> ReconcileSources(
-        read=read, processed=docs, dead=(read.dead_letter, unique.dead_letter, cleaned.dead_letter))
+        read=read, processed=all_docs, dead=(read.dead_letter, unique.dead_letter, cleaned.dead_letter))
     static = {"run_id": run_id, "input": opts.input or opts.bq_table or opts.bq_query, "units": opts.unit_list(), "output": opts.output, "model": opts.model,
               "signals": signals, "cosine_threshold": opts.cosine_threshold,
               "jaccard_threshold": opts.jaccard_threshold, "es_index": opts.es_index,

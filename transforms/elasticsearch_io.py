@@ -166,6 +166,7 @@ def index_mapping(dims: int, index_options: str = "hnsw") -> dict:
                 # Run state for incremental runs: the model/MinHash settings the unit was processed
                 # with, its MinHash band keys (searchable) and its shingle ids (stored only).
                 "settings": {"type": "keyword"},
+                "raw_hash": {"type": "keyword"},
                 "bands": {"type": "keyword"},
                 "shingles": {"type": "binary"},
                 "vector": {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine",
@@ -284,7 +285,7 @@ def document_id(doc_id: str, unit_type: str = "document", unit_index: int = 0) -
 
 
 SOURCE_FIELDS = ("unit_id", "doc_id", "unit_type", "unit_index", "title", "url", "lang", "content_hash",
-                 "model", "model_hash", "dims", "run_id", "start", "end", "doc_chars", "settings", "bands",
+                 "model", "model_hash", "dims", "run_id", "start", "end", "doc_chars", "settings", "raw_hash", "bands",
                  "shingles", "vector")
 
 

@@ -147,7 +147,7 @@ class DuplicateGroups(beam.PTransform):
         labels = (pairs | "Edges" >> beam.Map(lambda r: (r["doc_a"], r["doc_b"]))
                   | "Components" >> ConnectedComponents(self.rounds))
         meta = self.docs | "DocMeta" >> beam.Map(lambda d: (d["id"], {
-            "id": d["id"], "published_at": d.get("published_at"), "url": d.get("url"), "chars": len(d["text"])}))
+            "id": d["id"], "published_at": d.get("published_at"), "url": d.get("url"), "chars": d["chars"] if "chars" in d else len(d["text"])}))
 
         def members_by_label(element):
             _, g = element

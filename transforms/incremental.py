@@ -1,5 +1,7 @@
 """Incremental runs: the Elasticsearch index is the run state; only new and changed units are processed.
 
+    docs = docs | beam.Map(with_raw_hash)                 # the raw record's hash, stored on the document unit
+    state = docs | SplitDocsByState(es, settings["document"])  # .changed (cleaned), .same (skipped)
     split = units | SplitByState(es, settings)            # .fresh (new/changed units), .unchanged
     pairs = fresh_signed | BandLookup(es, thresholds, ready=ready)       # old-vs-new MinHash pairs
     stored = unit_ids | FetchStoredUnits(es)              # vectors, shingles, offsets of old units
@@ -30,14 +32,29 @@ from transforms.records import in_global_window
 from transforms.units import parse_unit_id
 
 FRESH_TAG, UNCHANGED_TAG, MOVED_TAG = "fresh", "unchanged", "moved"
+CHANGED_DOCS_TAG, SAME_DOCS_TAG = "changed", "same"
 POSITION_FIELDS = ("start", "end", "doc_chars")
 _INDEX_SUFFIX = re.compile(r"#[ps](\d+)$")
 
 
-def unit_settings(model_hash: str, embedding: str, minhash_key: str, bands: int, rows: int) -> str:
-    """The settings a unit was processed with, as a short hash: a unit is reused only when equal."""
-    text = f"{model_hash}|{embedding}|{minhash_key}|{bands}x{rows}"
+def unit_settings(model_hash: str, embedding: str, minhash_key: str, bands: int, rows: int, split: str = "") -> str:
+    """The settings a unit was processed with, as a short hash: a unit is reused only when equal.
+    `split`: the cleaning and splitting settings (they decide which units exist)."""
+    text = f"{model_hash}|{embedding}|{minhash_key}|{bands}x{rows}|{split}"
     return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def raw_hash(doc: dict) -> str:
+    """Hash of a raw input record (every field but its provenance): equal hashes, equal outputs."""
+    import json
+
+    fields = {k: v for k, v in doc.items() if k not in ("source", "line", "raw_hash")}
+    return hashlib.sha1(json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def with_raw_hash(doc: dict) -> dict:
+    """Document dict -> the same with "raw_hash" (carried to its document unit and the index)."""
+    return {**doc, "raw_hash": raw_hash(doc)}
 
 
 def es_id_of_unit(unit_id: str) -> str:
@@ -81,6 +98,46 @@ class _Batched(beam.DoFn):
         client = getattr(self, "client", None)
         if client is not None:
             client.close()
+
+
+class _SplitDocsFn(_Batched):
+    def __init__(self, config: EsConfig, settings: str, batch_size: int = 1000):
+        super().__init__(config, batch_size)
+        self.settings = settings
+        self.same = Metrics.counter("incremental", "unchanged_documents")
+        self.changed = Metrics.counter("incremental", "new_or_changed_documents")
+
+    def handle(self, batch):
+        found = {}
+        ids = [document_id(d["id"], "document", 0) for d in batch]
+        if self.client.indices.exists(index=self.config.physical_index):
+            response = self.client.mget(index=self.config.physical_index, ids=ids,
+                                        source_includes=["raw_hash", "settings", "doc_chars"])
+            found = {d["_id"]: d["_source"] for d in response["docs"] if d.get("found")}
+        for doc, es_id in zip(batch, ids):
+            stored = found.get(es_id)
+            if stored and stored.get("raw_hash") == doc["raw_hash"] and stored.get("settings") == self.settings:
+                self.same.inc()
+                yield beam.pvalue.TaggedOutput(SAME_DOCS_TAG, {
+                    "id": doc["id"], "source": doc.get("source"), "published_at": doc.get("published_at"),
+                    "url": doc.get("url"), "chars": stored.get("doc_chars") or 0})
+            else:
+                self.changed.inc()
+                yield beam.pvalue.TaggedOutput(CHANGED_DOCS_TAG, doc)
+
+
+class SplitDocsByState(beam.PTransform):
+    """Raw document dicts with "raw_hash" -> tagged `changed` (not indexed, or another raw record or
+    settings: cleaned and split as usual) and `same` ({"id", "source", "published_at", "url",
+    "chars"}: skipped, nothing of it is recomputed). `settings`: the document unit's settings."""
+
+    def __init__(self, config: EsConfig, settings: str, batch_size: int = 1000):
+        super().__init__()
+        self.config, self.settings, self.batch_size = config, settings, batch_size
+
+    def expand(self, docs):
+        return docs | "LookupDocState" >> beam.ParDo(
+            _SplitDocsFn(self.config, self.settings, self.batch_size)).with_outputs(CHANGED_DOCS_TAG, SAME_DOCS_TAG)
 
 
 class _SplitByStateFn(_Batched):

@@ -89,7 +89,8 @@ def split_units(doc: dict, unit_types: Iterable[str] = UNIT_TYPES, min_chars: in
         return {"unit_id": doc_id if kind == "document" else f"{doc_id}#{prefix}{index}", "doc_id": doc_id,
                 "unit_type": kind, "unit_index": index, "start": start, "end": end, "text": text[start:end],
                 "content_hash": content_hash(text[start:end]), "lang": lang, "doc_chars": len(text),
-                "title": doc.get("title"), "url": doc.get("url")}
+                "title": doc.get("title"), "url": doc.get("url"),
+                "raw_hash": doc.get("raw_hash") if kind == "document" else None}
 
     wanted = set(unit_types)
     if "document" in wanted:

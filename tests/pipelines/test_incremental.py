@@ -91,17 +91,21 @@ def test_incremental_run_processes_only_new_and_changed_units_and_matches_a_full
     run(args(es_url, full_index, combined, tmp_path / "full"))  # the reference: everything from scratch
 
     first = {u["unit_id"]: u["content_hash"] for u in read_units(str(tmp_path / "first")) if u["unit_type"] in MATCH_TYPES}
+    # Only the new and the changed documents were cleaned and split again: the units table holds theirs.
     now = {u["unit_id"]: u for u in read_units(str(tmp_path / "second")) if u["unit_type"] in MATCH_TYPES}
+    assert {u["doc_id"] for u in now.values()} == touched
     fresh = {uid for uid, u in now.items() if first.get(uid) != u["content_hash"]}
-    requeried = {uid for uid, u in now.items() if u["doc_id"] == CHANGED and uid not in fresh}
-    assert len(fresh) >= 9 and len(requeried) == 1 and set(first) - set(now) == {f"{CHANGED}#p2"}
+    requeried = {uid for uid, u in now.items() if uid not in fresh}  # the changed document's unchanged paragraph
+    assert len(fresh) >= 9 and {u for u in requeried} == {f"{CHANGED}#p1"}
+    assert {u for u in first if u.startswith(CHANGED)} - set(now) == {f"{CHANGED}#p2"}
 
     summary = read_summary(str(tmp_path / "second"))
     c = summary["counts"]
     assert summary["mode"] == "incremental"
+    assert c["documents_unchanged"] == 47 and c["documents_cleaned"] == len(touched)  # 48 old - 1 changed
+    assert c["by_source"][str(combined)]["reconciled"] and c["by_source"][str(combined)]["processed"] == 52
     assert c["units_fresh"] == c["vectors"] == c["signatures"] == c["indexed"] == len(fresh)  # only these embedded
-    assert c["units_unchanged"] == len(now) - len(fresh)
-    assert c["units_requeried"] == len(requeried)
+    assert c["units_unchanged"] == c["units_requeried"] == len(requeried)
     assert c["stale_units_deleted"] == 1  # the paragraph the changed document lost
 
     rows = read_duplicates(str(tmp_path / "second"))
@@ -130,8 +134,8 @@ def test_a_second_incremental_run_without_changes_embeds_nothing(es_url, es_clie
     run(args(es_url, index, base, tmp_path / "first"))
     run(args(es_url, index, base, tmp_path / "again", "--mode", "incremental"))
     c = read_summary(str(tmp_path / "again"))["counts"]
-    assert c["units_fresh"] == c["vectors"] == c["indexed"] == c["duplicate_pairs"] == 0
-    assert c["units_unchanged"] == read_summary(str(tmp_path / "first"))["counts"]["vectors"]
+    assert c["units_fresh"] == c["vectors"] == c["indexed"] == c["duplicate_pairs"] == c["documents_cleaned"] == 0
+    assert c["documents_unchanged"] == 48 and c["by_source"][str(base)]["reconciled"]
 
 
 def test_documents_absent_from_a_snapshot_are_deleted_on_request(es_url, es_client, indices, tmp_path):
