@@ -10,7 +10,7 @@ beyond the 2,561 pages, the extra documents are such near-duplicates too.
 
 Each size runs the job (`--mode full`, default settings, DirectRunner multi_processing with one
 worker per core) in this process and records:
-- wall time, end-to-end docs/s, peak RSS of the whole process tree (sampled every 0.2 s from /proc);
+- wall time, end-to-end docs/s, peak memory of the whole process tree (sum of PSS, sampled every 0.2 s);
 - per stage, the execution time Beam measured for its transforms (`TOTAL_MSECS` monitoring infos,
   summed over workers) and its share of the total;
 - bare baselines in the same run, on the same texts: trafilatura alone on the pages (one process per
@@ -90,7 +90,8 @@ def corpus(pages: list[str], n: int, seed: int = 7) -> list[dict]:
 
 
 class RssSampler(threading.Thread):
-    """Peak resident memory of this process and all its descendants, sampled from /proc."""
+    """Peak memory of this process and all its descendants, sampled from /proc: the sum of their
+    proportional set sizes (PSS), so libraries and model pages shared by the workers count once."""
 
     def __init__(self, interval: float = 0.2):
         super().__init__(daemon=True)
@@ -105,8 +106,8 @@ class RssSampler(threading.Thread):
             try:
                 with open(f"/proc/{pid}/stat") as f:
                     parents[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{pid}/statm") as f:
-                    rss[int(pid)] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                with open(f"/proc/{pid}/smaps_rollup") as f:  # PSS: shared pages split among their users
+                    rss[int(pid)] = next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
             except (OSError, IndexError, ValueError):
                 continue
         me, total = os.getpid(), 0

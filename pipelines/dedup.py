@@ -26,7 +26,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.options import DedupOptions
-from pipelines.runner import choose_runner
+from pipelines.runner import choose_runner, local_torch_threads
 from transforms.elasticsearch_io import PointAlias, RefreshIndex, WriteToElasticsearch, check_cluster, resolve_target
 from transforms.embed import EmbedTexts, model_info
 from transforms.ingest import DropDuplicateIds, ReadCorpus
@@ -318,6 +318,8 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
     if opts.bq_output_dataset:  # re-running a run replaces its rows in BigQuery
         run_id = opts.run_id or default_run_id(opts)
         _LOG.info("deleted earlier rows of run %s: %s", run_id, delete_run_rows(opts.bq_output_dataset, run_id))
+    if not opts.torch_threads:  # local multi_processing: share the cores among the workers
+        opts.torch_threads = local_torch_threads(options)
     removed = clear_outputs(opts.output)
     if removed:
         _LOG.info("removed %d files of an earlier run under %s", removed, opts.output)

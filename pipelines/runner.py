@@ -30,3 +30,22 @@ def choose_runner(options: PipelineOptions):
     if name in (None, "DirectRunner", "direct"):
         return OfflineDirectRunner()
     return None
+
+
+def local_torch_threads(options: PipelineOptions) -> int:
+    """torch threads per worker process for a local run: the cores shared among the DirectRunner's
+    multi_processing workers (torch's default, one thread per core in every process, oversubscribes
+    the cores); 0 (torch's default) in-process or on other runners."""
+    import os
+
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    if options.view_as(StandardOptions).runner not in (None, "DirectRunner", "direct"):
+        return 0
+    direct = options.view_as(DirectOptions)
+    if direct.direct_running_mode != "multi_processing":
+        return 0
+    workers = direct.direct_num_workers or 1
+    if workers <= 0:
+        workers = os.cpu_count() or 1
+    return max(1, (os.cpu_count() or 1) // workers)

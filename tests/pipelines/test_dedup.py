@@ -44,6 +44,11 @@ def test_demo_run_finds_the_planted_duplicates_and_reruns_identically(es_url, es
     assert c["indexed"] + c["dead_letter_es"] == c["vectors"] == c["signatures"] == matched
     es_client.indices.refresh(index=index_name)
     assert es_client.count(index=index_name)["count"] == c["indexed"]
+    # Every vector records the model, the fingerprint of its files and its dimension.
+    hits = es_client.search(index=index_name, size=1000, source_includes=["model", "model_hash", "dims"])["hits"]["hits"]
+    assert len(hits) == c["indexed"] and summary["model_info"]["fingerprint"]
+    assert {(h["_source"]["model"], h["_source"]["model_hash"], h["_source"]["dims"]) for h in hits} == {
+        (summary["model"], summary["model_info"]["fingerprint"], 384)}
 
     rows = read_duplicates(str(out))
     assert c["duplicate_pairs"] == len(rows)
