@@ -76,7 +76,7 @@ STABLE_STEPS = [  # top-level step names of the Dataflow graph: renaming one bre
     "AllDeadLetters", "AllMinHashPairs", "AllOversized", "Annotate", "AnnotateGroups", "AnnotateUnits",
     "AsSignatures", "CleanText", "DetectLanguage", "DocumentSignatures", "DocumentVectors", "DropDuplicateIds",
     "DuplicateGroups", "Embed", "IndexVectors", "KeyForEmbedding", "KnnSearch", "MergeSignals", "MinHashSign",
-    "PointAlias", "ReadCorpus", "ReconcileSources", "RefreshIndex", "RollUp", "RunReport", "SignedWithShingles",
+    "PointAlias", "RawHash", "ReadCorpus", "ReconcileSources", "RefreshIndex", "RollUp", "RunReport", "SignedWithShingles",
     "SplitUnits", "UnitsByType", "UnitsToMatch", "WithMetadata",
     "WriteDeadLetters", "WriteDuplicates", "WriteGroups", "WriteSummary", "WriteUnitMatches", "WriteUnits",
 ]
