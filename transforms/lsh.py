@@ -95,17 +95,12 @@ class MinHashSignatures(beam.PTransform):
         return units | "Sign" >> beam.ParDo(_SignFn(self.params))
 
 
-class _SignUnitsFn(beam.DoFn):
+class _SignUnitsFn(_SignFn):
     """Unit dict -> the unit plus "sig", "ids" and "bands" (hex band keys under its type's banding)."""
 
     def __init__(self, params: MinHashParams, banding: dict):
-        self.params = params
+        super().__init__(params)
         self.banding = banding
-        self.signed = Metrics.counter("minhash", "signatures")
-        self.empty = Metrics.counter("minhash", "no_shingles")
-
-    def setup(self):
-        self.hasher = MinHasher(self.params)
 
     def process(self, unit: dict):
         sig, ids = self.hasher.signature(unit["text"])
