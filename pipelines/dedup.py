@@ -127,7 +127,10 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
             ("id", u["unit_id"]), ("settings", settings[u["unit_type"]]), ("bands", u["bands"]),
             ("shingles", shingles_to_text(u["ids"])), ("model", opts.model), ("model_hash", model_hash)), u["text"])
 
-    keyed = signed | "KeyForEmbedding" >> beam.Map(embedding_key)
+    # Spread units over the workers before the costly step: fused with the read, embedding would be
+    # split by documents (uneven sizes; on Dataflow, no more parallel than the input's splits).
+    keyed = (signed | "KeyForEmbedding" >> beam.Map(embedding_key)
+             | "SpreadUnits" >> beam.Reshuffle())
     vectors = (keyed
                | "Embed" >> EmbedTexts(opts.model, batch_size=opts.embed_batch_size, min_batch_size=opts.embed_min_batch,
                                        max_batch_size=opts.embed_max_batch, device=opts.device or None,

@@ -77,7 +77,7 @@ STABLE_STEPS = [  # top-level step names of the Dataflow graph: renaming one bre
     "AsSignatures", "CleanText", "DetectLanguage", "DocumentSignatures", "DocumentVectors", "DropDuplicateIds",
     "DuplicateGroups", "Embed", "IndexVectors", "KeyForEmbedding", "KnnSearch", "MergeSignals", "MinHashSign",
     "PointAlias", "RawHash", "ReadCorpus", "ReconcileSources", "RefreshIndex", "RollUp", "RunReport", "SignedWithShingles",
-    "SplitUnits", "UnitsByType", "UnitsToMatch", "WithMetadata",
+    "SplitUnits", "SpreadUnits", "UnitsByType", "UnitsToMatch", "WithMetadata",
     "WriteDeadLetters", "WriteDuplicates", "WriteGroups", "WriteSummary", "WriteUnitMatches", "WriteUnits",
 ]
 
