@@ -133,10 +133,6 @@ class RssSampler(threading.Thread):
                 out[pid] = rss[pid]
         return out
 
-    @classmethod
-    def tree_rss(cls) -> int:
-        return sum(cls.tree_pss().values())
-
     def run(self):
         me = os.getpid()
         while not self.stopped.is_set():
@@ -256,7 +252,7 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
     from elasticsearch import Elasticsearch, helpers
 
     from transforms.elasticsearch_io import ensure_index, to_action
-    from transforms.embed import default_batch_size, load_encoder, long_text_pieces
+    from transforms.embed import default_batch_size, load_encoder, long_text_pieces, pool_pieces
     from transforms.minhash import MinHasher, MinHashParams
 
     out = {}
@@ -281,9 +277,7 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
     out["embed"] = time.perf_counter() - start
     out["embed_inputs"] = {"units": len(texts), "longer_than_window": n_long, "pieces": len(pieces),
                            "tokens": int(sum(weights)) + 2 * len(pieces)}
-    vecs = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-    np.add.at(vecs, np.asarray(owners), vectors * np.asarray(weights, dtype=np.float32)[:, None])
-    vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    vecs = pool_pieces(np.asarray(vectors, dtype=np.float32), owners, weights, len(texts))
 
     hasher = MinHasher(MinHashParams())
     start = time.perf_counter()

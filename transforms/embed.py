@@ -265,6 +265,15 @@ def long_text_pieces(model, texts: list[str], mode: str = "chunk") -> tuple[list
     return pieces, owners, weights, n_long
 
 
+def pool_pieces(vectors: np.ndarray, owners: list[int], weights: list[int], n_texts: int) -> np.ndarray:
+    """Piece vectors [pieces, dim] -> unit vectors [n_texts, dim]: each text's pieces averaged weighted
+    by their token counts, then re-normalised."""
+    pooled = np.zeros((n_texts, vectors.shape[1]), dtype=np.float32)
+    np.add.at(pooled, np.asarray(owners), vectors * np.asarray(weights, dtype=np.float32)[:, None])
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return pooled
+
+
 def embed_long_texts(model, texts: list[str], batch_size: int, mode: str = "chunk") -> tuple[np.ndarray, int, int]:
     """Texts -> (unit vectors [n, dim], texts longer than the model's window, extra chunks embedded).
 
@@ -279,10 +288,7 @@ def embed_long_texts(model, texts: list[str], batch_size: int, mode: str = "chun
     if len(pieces) == len(texts):
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)  # exact unit length in fp32
         return vectors, n_long, 0
-    pooled = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-    np.add.at(pooled, np.asarray(owners), vectors * np.asarray(weights, dtype=np.float32)[:, None])
-    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-    return pooled, n_long, len(pieces) - len(texts)
+    return pool_pieces(vectors, owners, weights, len(texts)), n_long, len(pieces) - len(texts)
 
 
 class SentenceTransformerHandler(ModelHandler[str, PredictionResult, Any]):
