@@ -23,13 +23,15 @@ class OfflineDirectRunner(PipelineRunner):
         return fn_runner.FnApiRunner(provision_info=info).run_pipeline(pipeline, options)
 
 
+def is_direct(options: PipelineOptions) -> bool:
+    """True when `options` ask for the DirectRunner (or name no runner)."""
+    return options.view_as(StandardOptions).runner in (None, "DirectRunner", "direct")
+
+
 def choose_runner(options: PipelineOptions):
     """The runner object for `options`: OfflineDirectRunner for DirectRunner (or none given), else None
     (Beam resolves --runner itself)."""
-    name = options.view_as(StandardOptions).runner
-    if name in (None, "DirectRunner", "direct"):
-        return OfflineDirectRunner()
-    return None
+    return OfflineDirectRunner() if is_direct(options) else None
 
 
 def local_torch_threads(options: PipelineOptions) -> int:
@@ -40,7 +42,7 @@ def local_torch_threads(options: PipelineOptions) -> int:
 
     from apache_beam.options.pipeline_options import DirectOptions
 
-    if options.view_as(StandardOptions).runner not in (None, "DirectRunner", "direct"):
+    if not is_direct(options):
         return 0
     direct = options.view_as(DirectOptions)
     if direct.direct_running_mode != "multi_processing":
