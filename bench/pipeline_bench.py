@@ -16,7 +16,7 @@ worker per core) in this process and records:
 - bare baselines in the same run, on the same texts: trafilatura alone on the pages (one process per
   core), `model.encode` length-sorted on the units the job embedded (same model, precision, batch
   size, threads), vectorised MinHash on those units, `helpers.bulk` of their vectors into a fresh
-  index, raw `msearch` kNN over them (same k, candidates, floor and filters) — with the ratio
+  index (refreshed and force-merged as the job's RefreshIndex does), raw `msearch` kNN over them (same k, candidates, floor and filters) — with the ratio
   baseline-time / Beam-stage-time per worker (1.0: the stage costs what the library costs).
 Targets (issue 10): end-to-end docs/s >= 0.7 x the bare embedding docs/s; peak RSS < 4 GB at 20k.
 Growth: the exponent of each stage's time between consecutive sizes, against n log n's.
@@ -243,7 +243,7 @@ def stage_seconds(result, incremental: bool = False) -> dict:
 
 
 def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: int, num_candidates: int,
-                   floor: float, long_texts: str = "chunk") -> dict:
+                   floor: float, long_texts: str = "chunk", merge_segments: int = 1) -> dict:
     """Seconds of each library alone on the same inputs (wall time on the same cores). The embedding
     baseline encodes exactly what the job's model sees: with `--long_texts chunk` (the default) a unit
     longer than the window is several window pieces (documents mostly), so the bare call gets those
@@ -295,6 +295,8 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
         helpers.bulk(client, (to_action(r, index) for r in recs), chunk_size=500)
         client.indices.put_settings(index=index, settings={"index": {"refresh_interval": None}})
         client.indices.refresh(index=index)
+        if merge_segments:  # as the job's RefreshIndex does before its searches
+            client.options(request_timeout=3600).indices.forcemerge(index=index, max_num_segments=merge_segments)
         out["es write"] = time.perf_counter() - start
         start = time.perf_counter()
         for b in range(0, len(recs), 64):
@@ -345,7 +347,7 @@ def run_size(n: int, pages, args, tmp: str) -> dict:
     bare = {"embed_inputs": None} if args.skip_bare else bare_baselines(
         docs, units, args.model, args.workers, args.es_url, summary["knn"]["k"],
                           summary["knn"]["num_candidates"], min(summary["cosine_threshold"], 0.9),
-                          summary["embedding"]["long_texts"])
+                          summary["embedding"]["long_texts"], summary.get("es_merge_segments", 1))
     total = sum(stages.values())
     table = {}
     for name in [s for s, _ in STAGES] + ["other"]:

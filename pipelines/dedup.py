@@ -6,7 +6,8 @@
 DAG (each name is a step of the Beam graph):
 
     ReadCorpus -> DropDuplicateIds -> CleanText -> DetectLanguage -> SplitUnits -> WriteUnits
-    SplitUnits -> UnitsToMatch -> KeyForEmbedding -> Embed -> IndexVectors -> RefreshIndex -> KnnSearch --+
+    SplitUnits -> UnitsToMatch -> KeyForEmbedding -> SpreadUnits -> Embed -> IndexVectors -> RefreshIndex
+                                               (force-merge) -> KnnSearch (queries: Embed -> ForMatching) --+
                                \-> MinHashLSH<Type> (Signatures -> Candidates -> VerifyJaccard) ---------+
                                                                                                         v
       MergeSignals (both scores per unit pair, rule) -> RollUp (unit matches -> document pairs, coverage,
@@ -50,6 +51,8 @@ from transforms.sinks import (DUPLICATES_SCHEMA, GROUPS_SCHEMA, UNIT_MATCHES_SCH
                              WriteSummary, WriteTable, clear_outputs)
 
 _LOG = logging.getLogger(__name__)
+# Fields of a vector record that kNN search, scoring and roll-up read.
+MATCH_FIELDS = ("id", "doc_id", "unit_type", "start", "end", "doc_chars", "vector")
 UNIT_FIELDS = ("unit_id", "doc_id", "unit_type", "unit_index", "start", "end", "doc_chars", "content_hash",
                "title", "url", "lang", "raw_hash")
 
@@ -138,7 +141,10 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
                                        torch_threads=opts.torch_threads or None, long_texts=opts.long_texts)
                | "WithMetadata" >> beam.Map(lambda r: {**r, **dict(r["id"])}))
 
-    queries, requery = vectors, None
+    # What the matching steps read of a vector record (the index gets the whole record): the
+    # shingles, bands and settings it also carries would otherwise wait in memory until the searches.
+    matchable = vectors | "ForMatching" >> beam.Map(lambda r: {k: r[k] for k in MATCH_FIELDS})
+    queries, requery = matchable, None
     if incremental:
         # The unchanged units of a changed document are searched again too (from their stored
         # vectors and shingles), so every match of that document is found, as in a full run.
@@ -149,7 +155,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
         requery = ({"touched": touched_docs, "units": unchanged_by_doc} | "JoinUnchangedTouched" >> beam.CoGroupByKey()
                    | "UnchangedOfTouched" >> beam.FlatMap(lambda kv: kv[1]["units"] if kv[1]["touched"] else [])
                    | "FetchRequery" >> FetchStoredUnits(es))
-        queries = (vectors, requery) | "KnnQueries" >> beam.Flatten()
+        queries = (matchable, requery) | "KnnQueries" >> beam.Flatten()
         counts["units_requeried"] = requery
 
     found, dead_letters = [], [read.dead_letter, unique.dead_letter, cleaned.dead_letter]
@@ -174,13 +180,15 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
                 index_changes.append(gone)
                 counts["absent_documents_deleted"] = gone
         changed = tuple(index_changes) | "AllIndexChanges" >> beam.Flatten() if len(index_changes) > 1 else written.indexed
-        ready = changed | "RefreshIndex" >> RefreshIndex(es, point=False)
+        # A full run's index is new and complete here: merged, every later kNN query searches fewer graphs.
+        ready = changed | "RefreshIndex" >> RefreshIndex(es, point=False,
+                                                         merge_segments=0 if incremental else opts.es_merge_segments)
         if "knn" in signals:
             found.append(queries | "KnnSearch" >> KnnDuplicates(
                 es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates,
                 min_cosine=min_cos, exclude_same_document=opts.knn_exclude_same_document))
     elif "knn" in signals:
-        found.append(vectors | "KnnSearch" >> ExactKnnDuplicates(
+        found.append(matchable | "KnnSearch" >> ExactKnnDuplicates(
             k=opts.knn_k, min_cosine=min_cos, exclude_same_document=opts.knn_exclude_same_document))
     if "knn" in signals:
         counts["knn_pairs"] = found[0]
@@ -210,7 +218,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
     if "minhash" in signals:
         found.append(all_minhash)
 
-    vectors_all, signatures_all = vectors, all_signatures
+    vectors_all, signatures_all = matchable, all_signatures
     if incremental:
         # Old units in the found pairs (and their documents, for document-level scores) come from the index.
         ends = (tuple(found) | "AllFoundPairs" >> beam.Flatten()
@@ -221,7 +229,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
                    | "OnlyOld" >> beam.FlatMap(lambda kv: [kv[0]] if kv[1]["need"] and not kv[1]["fresh"] else []))
         stored = old_ids | "FetchStoredUnits" >> FetchStoredUnits(es)
         counts["stored_units_fetched"] = stored
-        vectors_all = (vectors, requery, stored) | "VectorsAll" >> beam.Flatten()
+        vectors_all = (matchable, requery, stored) | "VectorsAll" >> beam.Flatten()
         signatures_all = ((all_signatures, (requery, stored) | "StoredUnits" >> beam.Flatten()
                            | "StoredSignatures" >> beam.Filter(lambda r: r["ids"].size > 0))
                           | "SignaturesAll" >> beam.Flatten())
@@ -284,6 +292,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
               "jaccard_threshold": opts.jaccard_threshold, "es_index": opts.es_index,
               "knn": {"k": opts.knn_k, "num_candidates": opts.knn_num_candidates},
               "vector_store": opts.vector_store, "index_options": opts.es_index_options,
+              "es_merge_segments": 0 if incremental else opts.es_merge_segments,
               "es_physical_index": es.physical_index if opts.vector_store == "elasticsearch" else None,
               "match_units": match_types,
               "rule": opts.rule or None, "unit_rule": opts.unit_rule or None,

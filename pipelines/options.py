@@ -109,6 +109,12 @@ class DedupOptions(PipelineOptions):
                        help="Documents per bulk request (also capped at 8 MB per request)")
         g.add_argument("--recreate_index", type=_bool, default=False,
                        help="Rebuild the index from scratch (the same as --mode full)")
+        g.add_argument("--es_merge_segments", type=int, default=1,
+                       help="Full runs: force-merge the freshly loaded index to at most this many segments "
+                            "before the kNN searches (0: no merge). Every segment has its own HNSW graph and "
+                            "each query searches all of them: measured on 26,200 vectors in 8 segments, one "
+                            "merge (14.5 s) halved the kNN time (56 -> 29 s); segments grow with the corpus, "
+                            "so unmerged kNN time grows with its square")
         g.add_argument("--mode", default="full", choices=("full", "incremental"),
                        help="full: every unit is processed into a new index, the alias is swapped at the end; "
                             "incremental: only new and changed units are processed, matched against the whole index")

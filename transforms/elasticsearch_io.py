@@ -23,6 +23,7 @@ import time
 from typing import Iterable, Optional
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.metrics import Metrics
 
 from transforms.records import DEAD_LETTER_TAG, ConfigError, dead_letter, in_global_window
@@ -292,6 +293,8 @@ SOURCE_FIELDS = ("unit_id", "doc_id", "unit_type", "unit_index", "title", "url",
 def to_action(record: dict, index: str) -> dict:
     """Embedding record -> bulk `index` action with a deterministic _id (doc_id defaults to id)."""
     source = {k: record[k] for k in SOURCE_FIELDS if record.get(k) is not None}
+    if isinstance(source.get("vector"), np.ndarray):  # float32 in flight; JSON needs a list
+        source["vector"] = source["vector"].tolist()
     if "vector" in source:
         source.setdefault("dims", len(source["vector"]))
     source.setdefault("doc_id", record["id"])
@@ -308,7 +311,7 @@ def approx_source_bytes(source: dict) -> int:
     size = 2
     for key, value in source.items():
         size += len(key) + 4
-        size += 20 * len(value) if isinstance(value, list) else len(str(value)) + 2
+        size += 20 * len(value) if isinstance(value, (list, np.ndarray)) else len(str(value)) + 2
     return size
 
 
@@ -458,17 +461,22 @@ class RefreshIndex(beam.PTransform):
     """PCollection (anything) -> singleton count, emitted after the index was refreshed (and, with
     `point=True`, the alias pointed at it). Use it as a side input to make searches wait until every
     write is visible. The job points the alias only at its very end (PointAlias).
+
+    `merge_segments` > 0: the index is then force-merged to at most that many segments (a fresh,
+    bulk-loaded index, read-only from here on: each segment holds its own HNSW graph and a kNN query
+    searches every one, so fewer segments make every later query cheaper).
     """
 
-    def __init__(self, config: EsConfig, point: bool = True):
+    def __init__(self, config: EsConfig, point: bool = True, merge_segments: int = 0):
         super().__init__()
         self.config = config
         self.point = point
+        self.merge_segments = merge_segments
 
     def expand(self, written):
         config = self.config
 
-        point = self.point
+        point, merge_segments = self.point, self.merge_segments
 
         def refresh(count: int) -> int:
             client = config.client()
@@ -477,6 +485,14 @@ class RefreshIndex(beam.PTransform):
                 if client.indices.exists(index=physical):
                     client.indices.put_settings(index=physical, settings={"index": {"refresh_interval": None}})
                     client.indices.refresh(index=physical)
+                    if merge_segments > 0:
+                        started = time.monotonic()
+                        # A merge of a large index takes minutes: a long timeout, no retry mid-merge.
+                        client.options(request_timeout=3600, max_retries=0).indices.forcemerge(
+                            index=physical, max_num_segments=merge_segments)
+                        client.indices.refresh(index=physical)
+                        _LOG.info("force-merged %s to %d segment(s) in %.1f s", physical, merge_segments,
+                                  time.monotonic() - started)
                     if point:
                         replaced = point_alias(client, config.index, physical)
                         if replaced:

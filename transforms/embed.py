@@ -339,7 +339,10 @@ class SentenceTransformerHandler(ModelHandler[str, PredictionResult, Any]):
 
 
 class EmbedTexts(beam.PTransform):
-    """(id, text) -> Embedding dict {"id", "vector": list[float], "model"}."""
+    """(id, text) -> Embedding dict {"id", "vector": np.ndarray[float32] (unit length), "model"}.
+
+    The vector stays a float32 array between stages (1.5 KB for 384 dims, against ~12 KB as a list
+    of Python floats); it becomes a list only in a JSON request."""
 
     def __init__(self, model_spec: str = DEFAULT_MODEL, *, batch_size: int = 0, min_batch_size: int = 1024,
                  max_batch_size: int = 4096, device: Optional[str] = None, torch_threads: Optional[int] = None,
@@ -357,7 +360,7 @@ class EmbedTexts(beam.PTransform):
         def to_record(kv):
             key, result = kv
             counter.inc()
-            return {"id": key, "vector": result.inference.tolist(), "model": model}
+            return {"id": key, "vector": np.asarray(result.inference, dtype=np.float32), "model": model}
 
         return (keyed_texts
                 | "RunInference" >> RunInference(self.handler)

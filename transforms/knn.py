@@ -11,10 +11,16 @@ from __future__ import annotations
 import time
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.metrics import Metrics
 
 from transforms.elasticsearch_io import EsConfig
 from transforms.records import in_global_window, ordered_pair
+
+
+def as_list(vector) -> list[float]:
+    """A float32 array (as the job carries vectors) or a list -> a JSON-serialisable list."""
+    return vector.tolist() if isinstance(vector, np.ndarray) else list(vector)
 
 
 def score_to_cosine(score: float) -> float:
@@ -63,7 +69,7 @@ class _KnnSearchFn(beam.DoFn):
                             else ("unit_id", rec["id"]))
             searches.append({"index": self.config.physical_index})
             searches.append({
-                "knn": {"field": "vector", "query_vector": rec["vector"], "k": self.k,
+                "knn": {"field": "vector", "query_vector": as_list(rec["vector"]), "k": self.k,
                         "num_candidates": self.num_candidates, "similarity": self.min_cosine,
                         "filter": {"bool": {"must_not": [{"term": {field: value}}],
                                             "filter": [{"term": {"unit_type": rec.get("unit_type", "document")}}]}}},

@@ -5,7 +5,7 @@ Elements between stages are plain dicts (picklable, schema-free, cheap to serial
 - Document: {"id": str, "text": str, "title", "url", "lang", "published_at": str | None,
   "source": str (file or table), "line": int | None}; after cleaning "text" holds the cleaned text
   and "raw_chars" the original length.
-- Embedding: {"id": str, "vector": list[float], "model": str}.
+- Embedding: {"id": str, "vector": np.ndarray[float32] (a list where built by hand), "model": str}.
 - Pair: {"doc_a": str, "doc_b": str, "cosine": float, "method": str} with doc_a < doc_b.
 - DeadLetter: {"stage", "reason", "source", "line", "record_id", "detail", "payload"}.
 """

@@ -3,12 +3,14 @@ import math
 import random
 
 import apache_beam as beam
+import numpy as np
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from elasticsearch import helpers
 
-from transforms.elasticsearch_io import EsConfig, WriteToElasticsearch, check_cluster, ensure_index, index_mapping
+from transforms.elasticsearch_io import (EsConfig, RefreshIndex, WriteToElasticsearch, check_cluster, ensure_index,
+                                        index_mapping)
 from transforms.knn import KnnDuplicates
 from transforms.records import ConfigError
 
@@ -84,6 +86,8 @@ def test_knn_duplicates_finds_planted_pairs_once(es_url, es_client, es_index):
                              for r in records), refresh=True)
     try:
         run_knn(config, records)
+        # The job carries vectors as float32 arrays between stages: the queries take those too.
+        run_knn(config, [{**r, "vector": np.asarray(r["vector"], dtype=np.float32)} for r in records])
     finally:
         es_client.indices.delete(index=es_index, ignore_unavailable=True)
 
@@ -94,6 +98,41 @@ def run_knn(config, records):
         pairs = p | beam.Create(records) | KnnDuplicates(config, ready=ready, k=5, min_cosine=0.95, batch_size=8)
         assert_that(pairs | beam.Map(lambda r: (r["doc_a"], r["doc_b"], r["cosine"] > 0.99, r["method"])),
                     equal_to([("d0", "d0-copy", True, "knn")]))
+
+
+def test_float32_vectors_are_indexed_as_the_same_numbers(es_url, es_client, es_index):
+    config = EsConfig(url=es_url, index=es_index)
+    vectors = np.asarray(random_vectors(5, 8, seed=6), dtype=np.float32)
+    with TestPipeline() as p:
+        out = (p | beam.Create([{"id": f"a{i}", "vector": v, "model": "m"} for i, v in enumerate(vectors)])
+               | WriteToElasticsearch(config, batch_size=2))
+        assert_that(out.dead_letter, equal_to([]), label="no dead letters")
+    es_client.indices.refresh(index=config.physical_index)
+    hits = es_client.search(index=config.physical_index, size=10, sort=[{"doc_id": "asc"}])["hits"]["hits"]
+    stored = np.asarray([h["_source"]["vector"] for h in hits], dtype=np.float32)
+    assert [h["_source"]["dims"] for h in hits] == [8] * 5
+    np.testing.assert_array_equal(stored, vectors)
+
+
+@pytest.mark.parametrize("merge_segments", [0, 1])
+def test_refresh_index_force_merges_a_loaded_index_when_asked(es_url, es_client, es_index, merge_segments):
+    config = EsConfig(url=es_url, index=es_index)
+    physical = config.physical_index
+    ensure_index(es_client, physical, dims=8)
+    for batch in range(3):  # three refreshed bulks: three segments
+        helpers.bulk(es_client, ({"_index": physical, "_id": f"{batch}-{i}", "_source": {"doc_id": f"{batch}-{i}", "vector": v}}
+                                 for i, v in enumerate(random_vectors(10, 8, seed=batch))), refresh=True)
+
+    def segments():
+        shards = es_client.indices.segments(index=physical)["indices"][physical]["shards"]
+        return sum(len(copy["segments"]) for copies in shards.values() for copy in copies)
+
+    assert segments() == 3
+    with TestPipeline() as p:
+        done = p | beam.Create(["x"] * 4) | RefreshIndex(config, point=False, merge_segments=merge_segments)
+        assert_that(done, equal_to([4]))
+    assert segments() == (1 if merge_segments else 3)
+    assert es_client.count(index=physical)["count"] == 30
 
 
 def test_preflight_reports_unreachable_cluster_clearly():
