@@ -150,6 +150,25 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
+def elasticsearch_cpu_s() -> float | None:
+    """CPU seconds (user + system) used so far by the local Elasticsearch JVM, from /proc; None if
+    not found. Its HNSW graph building runs on the same cores as the job, so a run reports it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"org.elasticsearch.bootstrap.Elasticsearch" not in f.read():
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    return None
+
+
 def fused_steps(stage: str) -> list[str]:
     """FnApiRunner fused-stage name -> the top-level step names in it, in order."""
     out = []
@@ -291,6 +310,7 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
         ensure_index(client, index, int(vecs.shape[1]))
         recs = [{**{k: u[k] for k in ("doc_id", "unit_type", "unit_index")}, "id": u["unit_id"], "unit_id": u["unit_id"],
                  "vector": vecs[i].tolist()} for i, u in enumerate(units)]
+        cpu0 = elasticsearch_cpu_s()
         start = time.perf_counter()
         helpers.bulk(client, (to_action(r, index) for r in recs), chunk_size=500)
         client.indices.put_settings(index=index, settings={"index": {"refresh_interval": None}})
@@ -298,6 +318,8 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
         if merge_segments:  # as the job's RefreshIndex does before its searches
             client.options(request_timeout=3600).indices.forcemerge(index=index, max_num_segments=merge_segments)
         out["es write"] = time.perf_counter() - start
+        cpu1 = elasticsearch_cpu_s()
+        out["es_cpu_s"] = {"bulk+merge": round(cpu1 - cpu0, 1) if cpu0 is not None and cpu1 is not None else None}
         start = time.perf_counter()
         for b in range(0, len(recs), 64):
             searches = []
@@ -309,6 +331,8 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
                     "_source": ["unit_id", "doc_id"], "size": knn_k}]
             client.msearch(searches=searches)
         out["knn search"] = time.perf_counter() - start
+        cpu2 = elasticsearch_cpu_s()
+        out["es_cpu_s"]["knn"] = round(cpu2 - cpu1, 1) if cpu1 is not None and cpu2 is not None else None
     finally:
         client.indices.delete(index=index, ignore_unavailable=True)
         client.close()
@@ -330,6 +354,7 @@ def run_size(n: int, pages, args, tmp: str) -> dict:
             "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}", "--model", args.model]
     sampler = RssSampler()
     sampler.start()
+    es_cpu_start = elasticsearch_cpu_s()
     start = time.perf_counter()
     clock = StageClock()
     try:
@@ -338,6 +363,7 @@ def run_size(n: int, pages, args, tmp: str) -> dict:
     finally:
         wall = time.perf_counter() - start
         peak = sampler.stop()
+    es_cpu = elasticsearch_cpu_s()
     from elasticsearch import Elasticsearch
 
     Elasticsearch(args.es_url).indices.delete(index=f"{index}*", ignore_unavailable=True)
@@ -364,6 +390,8 @@ def run_size(n: int, pages, args, tmp: str) -> dict:
     return {"docs": n, "units_embedded": len(units), "wall_s": round(wall, 1), "e2e_docs_per_s": round(e2e, 2),
             "bare_embed_docs_per_s": round(bare_embed_rate, 2), "e2e_over_bare_embed": round(e2e / bare_embed_rate, 3),
             "embed_inputs": bare["embed_inputs"], "peak_rss_mb": round(peak / 2**20),
+            "elasticsearch_cpu_s": round(es_cpu - es_cpu_start, 1) if es_cpu is not None and es_cpu_start is not None else None,
+            "bare_elasticsearch_cpu_s": bare.get("es_cpu_s"),
             "bundles_executed": len(clock.starts),
             "first_bundle_after_s": round(clock.starts[0][0] - start, 1) if clock.starts else None,
             "wall_by_stage": clock.wall_by_stage(start + wall),
@@ -371,7 +399,12 @@ def run_size(n: int, pages, args, tmp: str) -> dict:
             "peak_by_process_mb": [{"process": role, "pid": pid, "mb": round(b / 2**20)}
                                    for role, pid, b in sampler.at_peak],
             "duplicate_pairs": summary["counts"]["duplicate_pairs"],
+            "pairs": {k: summary["counts"].get(k) for k in ("knn_pairs", "minhash_pairs", "unit_matches", "duplicate_pairs")},
             "stages": table}
+
+
+def _or_dash(value):
+    return "-" if value is None else value
 
 
 def print_table(res: dict):
@@ -379,6 +412,8 @@ def print_table(res: dict):
           f"{res['e2e_docs_per_s']} docs/s end to end = {res['e2e_over_bare_embed']} x bare embedding "
           f"({res['bare_embed_docs_per_s']} docs/s); peak RSS {res['peak_rss_mb']} MB")
     print("  at the peak: " + ", ".join(f"{p['process']} {p['mb']} MB" for p in res["peak_by_process_mb"][:6]))
+    print(f"  Elasticsearch used {res.get('elasticsearch_cpu_s')} CPU-s during the job (same cores); "
+          f"bare bulk+merge / kNN: {res.get('bare_elasticsearch_cpu_s')}")
     print(f"  first bundle {res['first_bundle_after_s']} s after the start; longest stages (wall):")
     for row in res["wall_by_stage"]:
         print(f"    {row['seconds']:>6} s  {row['stage'][:200]}")
@@ -388,7 +423,7 @@ def print_table(res: dict):
     print(f"{'stage':<14}{'s':>9}{'share':>8}{'docs/s':>10}{'bare s':>9}{'bare/beam':>11}")
     for name, row in res["stages"].items():
         print(f"{name:<14}{row['seconds']:>9}{row['share'] if row['share'] is not None else '-':>8}"
-              f"{row['docs_per_s'] or '-':>10}{row.get('bare_seconds', '-'):>9}{row.get('ratio_bare_over_beam', '-'):>11}")
+              f"{row['docs_per_s'] or '-':>10}{row.get('bare_seconds', '-'):>9}{_or_dash(row.get('ratio_bare_over_beam')):>11}")
 
 
 def growth(results: list[dict]) -> list[dict]:
@@ -398,13 +433,17 @@ def growth(results: list[dict]) -> list[dict]:
         nlogn = math.log((b["docs"] * math.log(b["docs"])) / (a["docs"] * math.log(a["docs"]))) / math.log(b["docs"] / a["docs"])
         row = {"from": a["docs"], "to": b["docs"], "n_log_n_exponent": round(nlogn, 3),
                "wall": round(math.log(b["wall_s"] / a["wall_s"]) / math.log(b["docs"] / a["docs"]), 3),
-               "rss": round(math.log(b["peak_rss_mb"] / a["peak_rss_mb"]) / math.log(b["docs"] / a["docs"]), 3)}
+               "rss": round(math.log(b["peak_rss_mb"] / a["peak_rss_mb"]) / math.log(b["docs"] / a["docs"]), 3),
+               # The reported pairs may grow faster than n log n (groups of copies grow); the stages
+               # that handle pairs (lsh+verify, merge/groups, write) follow them.
+               "duplicate_pairs": (round(math.log(b["duplicate_pairs"] / a["duplicate_pairs"]) / math.log(b["docs"] / a["docs"]), 3)
+                                   if a["duplicate_pairs"] and b["duplicate_pairs"] else None)}
         for name in a["stages"]:
             sa, sb = a["stages"][name]["seconds"], b["stages"][name]["seconds"]
             if sa > 0.5 and sb > 0:
                 row[name] = round(math.log(sb / sa) / math.log(b["docs"] / a["docs"]), 3)
         row["faster_than_n_log_n"] = sorted(k for k, v in row.items() if k not in (
-            "from", "to", "n_log_n_exponent", "rss") and isinstance(v, float) and v > nlogn + 0.15)
+            "from", "to", "n_log_n_exponent", "rss", "duplicate_pairs") and isinstance(v, float) and v > nlogn + 0.15)
         rows.append(row)
     return rows
 
