@@ -169,6 +169,10 @@ def elasticsearch_cpu_s() -> float | None:
     return None
 
 
+def _cpu_delta(before: float | None, after: float | None) -> float | None:
+    return round(after - before, 1) if before is not None and after is not None else None
+
+
 def fused_steps(stage: str) -> list[str]:
     """FnApiRunner fused-stage name -> the top-level step names in it, in order."""
     out = []
@@ -319,7 +323,7 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
             client.options(request_timeout=3600).indices.forcemerge(index=index, max_num_segments=merge_segments)
         out["es write"] = time.perf_counter() - start
         cpu1 = elasticsearch_cpu_s()
-        out["es_cpu_s"] = {"bulk+merge": round(cpu1 - cpu0, 1) if cpu0 is not None and cpu1 is not None else None}
+        out["es_cpu_s"] = {"bulk+merge": _cpu_delta(cpu0, cpu1)}
         start = time.perf_counter()
         for b in range(0, len(recs), 64):
             searches = []
@@ -332,7 +336,7 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
             client.msearch(searches=searches)
         out["knn search"] = time.perf_counter() - start
         cpu2 = elasticsearch_cpu_s()
-        out["es_cpu_s"]["knn"] = round(cpu2 - cpu1, 1) if cpu1 is not None and cpu2 is not None else None
+        out["es_cpu_s"]["knn"] = _cpu_delta(cpu1, cpu2)
     finally:
         client.indices.delete(index=index, ignore_unavailable=True)
         client.close()
@@ -390,7 +394,7 @@ def run_size(n: int, pages, args, tmp: str) -> dict:
     return {"docs": n, "units_embedded": len(units), "wall_s": round(wall, 1), "e2e_docs_per_s": round(e2e, 2),
             "bare_embed_docs_per_s": round(bare_embed_rate, 2), "e2e_over_bare_embed": round(e2e / bare_embed_rate, 3),
             "embed_inputs": bare["embed_inputs"], "peak_rss_mb": round(peak / 2**20),
-            "elasticsearch_cpu_s": round(es_cpu - es_cpu_start, 1) if es_cpu is not None and es_cpu_start is not None else None,
+            "elasticsearch_cpu_s": _cpu_delta(es_cpu_start, es_cpu),
             "bare_elasticsearch_cpu_s": bare.get("es_cpu_s"),
             "bundles_executed": len(clock.starts),
             "first_bundle_after_s": round(clock.starts[0][0] - start, 1) if clock.starts else None,

@@ -26,7 +26,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms.records import DEAD_LETTER_TAG, ConfigError, dead_letter, in_global_window
+from transforms.records import DEAD_LETTER_TAG, ConfigError, as_list, dead_letter, in_global_window
 
 _LOG = logging.getLogger(__name__)
 
@@ -293,9 +293,8 @@ SOURCE_FIELDS = ("unit_id", "doc_id", "unit_type", "unit_index", "title", "url",
 def to_action(record: dict, index: str) -> dict:
     """Embedding record -> bulk `index` action with a deterministic _id (doc_id defaults to id)."""
     source = {k: record[k] for k in SOURCE_FIELDS if record.get(k) is not None}
-    if isinstance(source.get("vector"), np.ndarray):  # float32 in flight; JSON needs a list
-        source["vector"] = source["vector"].tolist()
-    if "vector" in source:
+    if "vector" in source:  # float32 in flight; JSON needs a list
+        source["vector"] = as_list(source["vector"])
         source.setdefault("dims", len(source["vector"]))
     source.setdefault("doc_id", record["id"])
     source.setdefault("unit_id", record["id"])

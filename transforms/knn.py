@@ -11,16 +11,10 @@ from __future__ import annotations
 import time
 
 import apache_beam as beam
-import numpy as np
 from apache_beam.metrics import Metrics
 
 from transforms.elasticsearch_io import EsConfig
-from transforms.records import in_global_window, ordered_pair
-
-
-def as_list(vector) -> list[float]:
-    """A float32 array (as the job carries vectors) or a list -> a JSON-serialisable list."""
-    return vector.tolist() if isinstance(vector, np.ndarray) else list(vector)
+from transforms.records import as_list, in_global_window, ordered_pair
 
 
 def score_to_cosine(score: float) -> float:

@@ -49,6 +49,11 @@ def in_global_window(outputs):
             yield WindowedValue(out, -1, [GlobalWindow()])
 
 
+def as_list(vector) -> list[float]:
+    """A vector as the job carries it (float32 array) or a list -> a JSON-serialisable list."""
+    return vector.tolist() if hasattr(vector, "tolist") else list(vector)
+
+
 def ordered_pair(a: str, b: str) -> tuple[str, str]:
     """The canonical order of a document pair, so (a, b) and (b, a) are one key on every worker."""
     return (a, b) if a < b else (b, a)
