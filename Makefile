@@ -12,6 +12,8 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_SIZES ?= 1000,5000,20000
 SVC := scripts/services
+# shq: one shell word, quoted (a glob in INPUT reaches the job as a pattern, never expanded by the shell)
+shq = '$(subst ','\'',$(1))'
 export SERVICES_DIR ?= $(CURDIR)/.services
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
@@ -50,8 +52,9 @@ bq-stop: ## Stop the BigQuery emulator
 	@bash $(SVC)/bigquery.sh stop
 
 run: venv es-start ## Run the dedup job (demo corpus by default; INPUT=... OUTPUT=... ARGS=...)
-	$(PY) -m pipelines.dedup --input $(INPUT) --output $(OUTPUT) --es_url $(ES_URL) --es_index $(ES_INDEX) $(ARGS)
-	@if [ -n "$(GOLD)" ]; then $(PY) -m pipelines.evaluate --duplicates $(OUTPUT)/duplicates --gold $(GOLD); fi
+	$(PY) -m pipelines.dedup --input $(call shq,$(INPUT)) --output $(call shq,$(OUTPUT)) \
+	  --es_url $(call shq,$(ES_URL)) --es_index $(call shq,$(ES_INDEX)) $(ARGS)
+	@if [ -n "$(GOLD)" ]; then $(PY) -m pipelines.evaluate --duplicates $(call shq,$(OUTPUT)/duplicates) --gold $(call shq,$(GOLD)); fi
 	@echo "outputs under $(OUTPUT): duplicates/ groups/ unit_matches/ units/ (Parquet + JSONL), dead_letter/ (JSONL), summary.json, report.html"
 
 browser: ## Install Debian's Chromium (the HTML report test opens the report in it)
@@ -150,4 +153,5 @@ lock: ## Re-resolve requirements.in into the pinned requirements.txt
 	  build/lock-venv/bin/pip freeze; } > requirements.txt
 
 clean: services-stop ## Stop services and remove the virtualenv, services and outputs
+	bash $(SVC)/elasticsearch.sh remove
 	rm -rf $(VENV) $(SERVICES_DIR) out build

@@ -26,8 +26,8 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.options import DedupOptions
-from pipelines.runner import choose_runner, local_torch_threads
+from pipelines.options import DedupOptions, beam_help, check_arguments, count_input_files, job_help
+from pipelines.runner import choose_runner, is_direct, local_torch_threads, progress_workers
 from transforms.elasticsearch_io import PointAlias, RefreshIndex, WriteToElasticsearch, check_cluster, resolve_target
 from transforms.embed import EmbedTexts, model_info
 from transforms.ingest import DropDuplicateIds, ReadCorpus
@@ -40,6 +40,7 @@ from transforms.incremental import (CHANGED_DOCS_TAG, FRESH_TAG, MOVED_TAG, SAME
 from transforms.lsh import MinHashDuplicates, SignUnits, choose_bands, shingles_to_text
 from transforms.merge import MergeSignals
 from transforms.normalize import CleanDocuments
+from transforms.progress import Progress
 from transforms.report import print_run_summary
 from transforms.run_report import BuildRunReport
 from transforms.records import ConfigError
@@ -67,12 +68,15 @@ def default_run_id(opts: DedupOptions) -> str:
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
-def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "full") -> dict:
+def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "full", *,
+                   input_files: dict | None = None, workers: int = 1, local: bool = True) -> dict:
     """Wires the job's named transforms onto `p`; returns the main PCollections by name.
 
     `es`: the Elasticsearch config with its target slot (run() resolves it; default: no slot).
     `mode`: "full" (every unit embedded, signed and matched) or "incremental" (only units not yet
     indexed with the same text and settings; matched against the whole index).
+    `input_files`: {pattern: files matched}, for the summary; `workers`, `local`: how progress is
+    reported (processes sharing a stage, 0 unknown; whether lines go to the terminal).
     """
     es = es or opts.es_config()
     run_id = opts.run_id or default_run_id(opts)
@@ -90,8 +94,12 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
                 for kind in match_types}
     counts = {}
 
+    def progress(name, noun, total=None):
+        return Progress(name, noun, total=total, workers=workers, interval_s=opts.progress_interval, local=local)
+
     read = p | "ReadCorpus" >> ReadCorpus(opts.source_config())
-    unique = read.documents | "DropDuplicateIds" >> DropDuplicateIds()
+    unique = (read.documents | "ReadProgress" >> progress("read", "documents")
+              | "DropDuplicateIds" >> DropDuplicateIds())
     raw = unique.documents | "RawHash" >> beam.Map(with_raw_hash)
     same_docs = None
     if incremental and "document" in match_types:
@@ -134,11 +142,13 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
     # split by documents (uneven sizes; on Dataflow, no more parallel than the input's splits).
     keyed = (signed | "KeyForEmbedding" >> beam.Map(embedding_key)
              | "SpreadUnits" >> beam.Reshuffle())
+    to_embed = beam.pvalue.AsSingleton(signed | "CountToEmbed" >> beam.combiners.Count.Globally())
     vectors = (keyed
                | "Embed" >> EmbedTexts(opts.model, batch_size=opts.embed_batch_size, min_batch_size=opts.embed_min_batch,
                                        max_batch_size=opts.embed_max_batch, device=opts.device or None,
                                        precision=opts.embed_precision,
                                        torch_threads=opts.torch_threads or None, long_texts=opts.long_texts)
+               | "EmbedProgress" >> progress("embed", "units", total=to_embed)
                | "WithMetadata" >> beam.Map(lambda r: {**r, **dict(r["id"])}))
 
     # What the matching steps read of a vector record (the index gets the whole record): the
@@ -184,7 +194,9 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
         ready = changed | "RefreshIndex" >> RefreshIndex(es, point=False,
                                                          merge_segments=0 if incremental else opts.es_merge_segments)
         if "knn" in signals:
-            found.append(queries | "KnnSearch" >> KnnDuplicates(
+            n_queries = beam.pvalue.AsSingleton(queries | "CountQueries" >> beam.combiners.Count.Globally())
+            found.append(queries | "KnnProgress" >> progress("knn", "queries", total=n_queries)
+                         | "KnnSearch" >> KnnDuplicates(
                 es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates,
                 min_cosine=min_cos, exclude_same_document=opts.knn_exclude_same_document))
     elif "knn" in signals:
@@ -287,7 +299,8 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
     counts["units_by_type"] = units | "UnitsByType" >> CountBy(lambda u: u["unit_type"])
     counts["by_source"] = p | "ReconcileSources" >> ReconcileSources(
         read=read, processed=all_docs, dead=(read.dead_letter, unique.dead_letter, cleaned.dead_letter))
-    static = {"run_id": run_id, "input": opts.input or opts.bq_table or opts.bq_query, "units": opts.unit_list(), "output": opts.output, "model": opts.model,
+    static = {"run_id": run_id, "input": opts.input or opts.bq_table or opts.bq_query,
+              "input_files": input_files or {}, "units": opts.unit_list(), "output": opts.output, "model": opts.model,
               "signals": signals, "cosine_threshold": opts.cosine_threshold,
               "jaccard_threshold": opts.jaccard_threshold, "es_index": opts.es_index,
               "knn": {"k": opts.knn_k, "num_candidates": opts.knn_num_candidates},
@@ -313,9 +326,14 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
 
 def run(argv=None) -> "beam.runners.runner.PipelineResult":
     """Parses options, checks Elasticsearch before any heavy work, runs the job and waits for it."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    check_arguments(argv)  # Beam would only log and drop what it does not know
     options = PipelineOptions(argv)
     opts = options.view_as(DedupOptions)
     opts.validate_job()
+    input_files = count_input_files(opts.input) if opts.input else {}
+    for pattern, n in input_files.items():
+        _LOG.info("input %s: %d file(s)", pattern, n)
     es = opts.es_config()
     mode = "full"
     if opts.vector_store == "elasticsearch":
@@ -336,13 +354,21 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
     if removed:
         _LOG.info("removed %d files of an earlier run under %s", removed, opts.output)
     pipeline = beam.Pipeline(runner=choose_runner(options), options=options)
-    build_pipeline(pipeline, opts, es=es, mode=mode)
+    build_pipeline(pipeline, opts, es=es, mode=mode, input_files=input_files,
+                   workers=progress_workers(options), local=is_direct(options))
     result = pipeline.run()
     result.wait_until_finish()
     return result
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        print(job_help())
+        return 0
+    if "--help_beam" in argv:
+        print(beam_help())
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("elastic_transport", "urllib3", "apache_beam.runners", "apache_beam.io",
                   "apache_beam.ml", "apache_beam.typehints", "sentence_transformers", "trafilatura", "httpx"):

@@ -5,6 +5,8 @@ Required options are validated by `validate()` with a clear message instead of a
 """
 from __future__ import annotations
 
+import argparse
+
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.elasticsearch_io import INDEX_OPTION_TYPES, EsConfig
@@ -70,6 +72,9 @@ class DedupOptions(PipelineOptions):
                        help="Documents shorter than this after cleaning go to the dead letters")
         g.add_argument("--run_id", default="", help="Run identifier recorded with every output row "
                                                     "(default: derived from input, model and thresholds)")
+        g.add_argument("--progress_interval", type=float, default=10.0,
+                       help="Seconds between two progress lines of one worker during reading, embedding and "
+                            "kNN search (counters progress/* on every runner; 0: counters only)")
         g = parser.add_argument_group("embedding")
         g.add_argument("--model", default=DEFAULT_MODEL,
                        help="Packaged model name, local directory, gs:// directory or Hugging Face name")
@@ -176,6 +181,8 @@ class DedupOptions(PipelineOptions):
             raise ConfigError("--mode incremental keeps its state in Elasticsearch: it needs --vector_store elasticsearch")
         if self.on_deleted == "delete" and self.mode != "incremental":
             raise ConfigError("--on_deleted delete applies to --mode incremental (a full run rebuilds from its input)")
+        if self.progress_interval < 0:
+            raise ConfigError(f"--progress_interval must be >= 0, got {self.progress_interval}")
         if self.es_batch_size < 1:
             raise ConfigError(f"--es_batch_size must be >= 1, got {self.es_batch_size}")
         bad_rules = set(self.canonical_list()) - set(CANONICAL_POLICIES + ("preferred_url",))
@@ -253,3 +260,84 @@ class DedupOptions(PipelineOptions):
                         api_key_secret=self.es_api_key_secret or None, username=self.es_username or None,
                         password_env=self.es_password_env or None, password_secret=self.es_password_secret or None,
                         ca_certs=self.es_ca_certs or None, verify_certs=self.es_verify_certs)
+
+
+# --- the command line: help, refusal of unknown arguments, input files -------------------------------
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default after its meaning (empty defaults are left out)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, "", argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def job_help() -> str:
+    """The job's own options by group, with defaults; Beam's options behind a pointer."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.dedup", formatter_class=_HelpFormatter, add_help=False,
+        usage="%(prog)s --input PATTERN --output DIR [options] [Beam options]",
+        description="Finds near-duplicate documents and reused passages in a corpus (see README.md).",
+        epilog="Beam's own options (--runner, --direct_running_mode, --direct_num_workers, Dataflow's "
+               "--project/--region/--temp_location, ...) are accepted too: `python -m pipelines.dedup "
+               "--help_beam` lists them. Quote file patterns (--input 'data/*.jsonl'): an argument the job "
+               "does not know is an error.")
+    DedupOptions._add_argparse_args(parser)
+    return parser.format_help()
+
+
+def beam_help() -> str:
+    """Beam's own pipeline options (every PipelineOptions class but the job's), one group per class."""
+    parser = argparse.ArgumentParser(prog="python -m pipelines.dedup", formatter_class=_HelpFormatter,
+                                     add_help=False, usage="%(prog)s [job options] [Beam options]")
+    for cls in _option_classes():
+        if cls is DedupOptions:
+            continue
+        group = parser.add_argument_group(cls.__name__)
+        # Beam's classes add arguments to the parser they get; a group takes the same calls.
+        group.add_value_provider_argument = group.add_argument
+        cls._add_argparse_args(group)
+    return parser.format_help()
+
+
+def _option_classes() -> list:
+    """Every PipelineOptions class Beam would parse with (its own rule: direct subclasses, last wins)."""
+    return list({str(cls): cls for cls in PipelineOptions.__subclasses__()}.values())
+
+
+def unknown_arguments(argv: list[str]) -> list[str]:
+    """The arguments no pipeline options class understands (Beam itself would only log and drop them)."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False, add_help=False)
+    for cls in _option_classes():
+        cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(argv)
+    return unknown
+
+
+def check_arguments(argv: list[str]) -> None:
+    """Raises ConfigError naming every argument the job and Beam do not know."""
+    unknown = unknown_arguments(argv)
+    if not unknown:
+        return
+    hint = ""
+    if any(not a.startswith("-") for a in unknown):
+        hint = " (a glob the shell expanded? quote file patterns: --input 'data/*.jsonl')"
+    raise ConfigError(f"unrecognised argument(s): {' '.join(unknown)}{hint}; "
+                      "`python -m pipelines.dedup --help` lists the options")
+
+
+def count_input_files(pattern: str) -> dict:
+    """{pattern: number of files it matches}; ConfigError when it matches none (nothing would be read)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        matched = FileSystems.match([pattern])[0].metadata_list
+    except Exception as exc:  # Beam raises BeamIOError (or the filesystem's own error) for a bad pattern
+        raise ConfigError(f"--input {pattern!r}: cannot list files ({type(exc).__name__}: {exc})") from None
+    if not matched:
+        raise ConfigError(f"--input {pattern!r} matches no file")
+    return {pattern: len(matched)}

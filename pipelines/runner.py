@@ -51,3 +51,17 @@ def local_torch_threads(options: PipelineOptions) -> int:
     if workers <= 0:
         workers = os.cpu_count() or 1
     return max(1, (os.cpu_count() or 1) // workers)
+
+
+def progress_workers(options: PipelineOptions) -> int:
+    """Processes sharing a stage, for progress estimates: 1 in-process, N local workers, 0 unknown."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    if not is_direct(options):
+        return 0
+    direct = options.view_as(DirectOptions)
+    if direct.direct_running_mode == "in_memory" or not direct.direct_running_mode:
+        return 1
+    import os
+    workers = direct.direct_num_workers or 1
+    return workers if workers > 0 else (os.cpu_count() or 1)

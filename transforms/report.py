@@ -58,6 +58,9 @@ def print_run_summary(output: str, top: int = 25) -> None:
     lsh = summary.get("lsh", {}).get("document", {})
     print(f"\nrun {summary['run_id']}  model={summary['model']}  cosine>={summary['cosine_threshold']}  "
           f"jaccard>={summary.get('jaccard_threshold')}  LSH bands={lsh.get('bands')} rows={lsh.get('rows')}")
+    files = summary.get("input_files") or {}
+    if files:
+        print("input: " + ", ".join(f"{pattern} ({n} file{'s' if n != 1 else ''})" for pattern, n in files.items()))
     print("counts: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
     print(f"{len(pairs)} duplicate pairs; the {min(top, len(pairs))} most similar (document cosine, jaccard, "
           f"found by, matched units):")

@@ -230,7 +230,7 @@ def render_report(summary: dict, histograms: dict, top_pairs: list[dict], top_gr
                       "coverage_s": coverage, "html_a": highlight(a, _merge(spans_a)),
                       "html_b": highlight(b, _merge(spans_b))})
     settings = [(k, json.dumps(summary[k], sort_keys=True) if isinstance(summary[k], (dict, list)) else summary[k])
-                for k in ("cosine_threshold", "jaccard_threshold", "unit_cosine_threshold", "unit_jaccard_threshold",
+                for k in ("input", "input_files", "cosine_threshold", "jaccard_threshold", "unit_cosine_threshold", "unit_jaccard_threshold",
                           "rule", "unit_rule", "canonical_policy", "vector_store", "es_index", "mode",
                           "index_options", "knn", "lsh", "output") if k in summary]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)

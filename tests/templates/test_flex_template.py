@@ -75,8 +75,8 @@ def test_no_option_clashes_with_beams_own():
 STABLE_STEPS = [  # top-level step names of the Dataflow graph: renaming one breaks `--update` of a job
     "AllDeadLetters", "AllMinHashPairs", "AllOversized", "Annotate", "AnnotateGroups", "AnnotateUnits",
     "AsSignatures", "CleanText", "DetectLanguage", "DocumentSignatures", "DocumentVectors", "DropDuplicateIds",
-    "DuplicateGroups", "Embed", "ForMatching", "IndexVectors", "KeyForEmbedding", "KnnSearch", "MergeSignals", "MinHashSign",
-    "PointAlias", "RawHash", "ReadCorpus", "ReconcileSources", "RefreshIndex", "RollUp", "RunReport", "SignedWithShingles",
+    "DuplicateGroups", "Embed", "EmbedProgress", "ForMatching", "IndexVectors", "KeyForEmbedding", "KnnProgress", "KnnSearch", "MergeSignals", "MinHashSign",
+    "PointAlias", "RawHash", "ReadCorpus", "ReadProgress", "ReconcileSources", "RefreshIndex", "RollUp", "RunReport", "SignedWithShingles",
     "SplitUnits", "SpreadUnits", "UnitsByType", "UnitsToMatch", "WithMetadata",
     "WriteDeadLetters", "WriteDuplicates", "WriteGroups", "WriteSummary", "WriteUnitMatches", "WriteUnits",
 ]
