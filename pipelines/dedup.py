@@ -48,8 +48,9 @@ from transforms.vector_memory import ExactKnnDuplicates
 from transforms.groups import DuplicateGroups
 from transforms.rollup import RollUpMatches
 from transforms.bq_sink import WriteRunTable, delete_run_rows
-from transforms.sinks import (DUPLICATES_SCHEMA, GROUPS_SCHEMA, UNIT_MATCHES_SCHEMA, UNITS_SCHEMA, CountBy, ReconcileSources, WriteDeadLetters,
-                             WriteSummary, WriteTable, clear_outputs)
+from transforms.sinks import (DUPLICATES_SCHEMA, GROUPS_SCHEMA, TEMPLATES_SCHEMA, UNIT_MATCHES_SCHEMA, UNITS_SCHEMA, CountBy,
+                             ReconcileSources, WriteDeadLetters, WriteSummary, WriteTable, clear_outputs)
+from transforms.templates import FindTemplates
 
 _LOG = logging.getLogger(__name__)
 # Fields of a vector record that kNN search, scoring and roll-up read.
@@ -64,7 +65,9 @@ def default_run_id(opts: DedupOptions) -> str:
                                      opts.knn_num_candidates, opts.es_index, opts.min_chars, opts.signals,
                                      opts.jaccard_threshold, opts.minhash_params().key, opts.match_units,
                                      opts.unit_cosine_threshold, opts.unit_jaccard_threshold,
-                                     opts.canonical_policy, opts.preferred_url, opts.rule, opts.unit_rule))
+                                     opts.canonical_policy, opts.preferred_url, opts.rule, opts.unit_rule,
+                                     opts.template_min_docs, opts.template_min_share, opts.duplicate_coverage,
+                                     opts.cosine_margin, opts.min_passage_chars))
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
@@ -109,7 +112,16 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
         counts["documents_unchanged"] = same_docs
     cleaned = raw | "CleanText" >> CleanDocuments(min_chars=opts.min_chars)
     docs = cleaned.documents | "DetectLanguage" >> DetectLanguage()
-    units = docs | "SplitUnits" >> SplitUnits(opts.unit_list(), min_chars=opts.min_unit_chars)
+    # Template text is a property of the whole corpus: in an incremental run the unchanged documents
+    # are cleaned too, for counting only.
+    corpus_texts = docs if same_docs is None else (
+        docs, (same_docs | "CleanUnchanged" >> CleanDocuments(min_chars=opts.min_chars)).documents
+    ) | "CorpusTexts" >> beam.Flatten()
+    templates = corpus_texts | "FindTemplates" >> FindTemplates(opts.template_min_docs, opts.template_min_share)
+    template_keys = beam.pvalue.AsDict(templates | "TemplateKeys" >> beam.Map(lambda t: (t["key"], t["documents"])))
+    # Splitting reads the template side input, which needs every document first: a stage boundary.
+    units = (docs | "AwaitTemplates" >> beam.Reshuffle()
+             | "SplitUnits" >> SplitUnits(opts.unit_list(), min_chars=opts.min_unit_chars, templates=template_keys))
     formats = opts.output_format_list()
     # Every document of the input, for the canonical choice and the reconciliation of counts.
     all_docs = docs if same_docs is None else (docs, same_docs) | "AllDocuments" >> beam.Flatten()
@@ -118,10 +130,13 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
         return rows | f"Write{''.join(w.title() for w in table.split('_'))}" >> WriteTable(
             opts.output, table, schema, formats=formats, rows_per_file=opts.rows_per_file)
 
-    written_tables = [write_table(units, "units", UNITS_SCHEMA)]
+    written_tables = [write_table(units, "units", UNITS_SCHEMA), write_table(templates, "templates", TEMPLATES_SCHEMA)]
 
-    # Units matched against each other: documents, and (by default) paragraphs rolled up below.
-    to_match = units | "UnitsToMatch" >> beam.Filter(lambda u, types: u["unit_type"] in types, match_types)
+    # Units matched against each other: documents, and (by default) paragraphs rolled up below;
+    # template paragraphs never are.
+    to_match = units | "UnitsToMatch" >> beam.Filter(
+        lambda u, types, shortest: u["unit_type"] in types and not u["template"] and (
+            u["unit_type"] == "document" or u["end"] - u["start"] >= shortest), match_types, opts.min_passage_chars)
     if incremental:  # only units not yet indexed with this text and these settings go on
         state = to_match | "SplitByState" >> SplitByState(es, settings)
         to_process = state[FRESH_TAG]
@@ -195,14 +210,18 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
                                                          merge_segments=0 if incremental else opts.es_merge_segments)
         if "knn" in signals:
             n_queries = beam.pvalue.AsSingleton(queries | "CountQueries" >> beam.combiners.Count.Globally())
-            found.append(queries | "KnnProgress" >> progress("knn", "queries", total=n_queries)
-                         | "KnnSearch" >> KnnDuplicates(
-                es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates,
-                min_cosine=min_cos, exclude_same_document=opts.knn_exclude_same_document))
+            knn = (queries | "KnnProgress" >> progress("knn", "queries", total=n_queries)
+                   | "KnnSearch" >> KnnDuplicates(
+                       es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates, min_cosine=min_cos,
+                       exclude_same_document=opts.knn_exclude_same_document, with_neighbourhood=True))
     elif "knn" in signals:
-        found.append(matchable | "KnnSearch" >> ExactKnnDuplicates(
-            k=opts.knn_k, min_cosine=min_cos, exclude_same_document=opts.knn_exclude_same_document))
+        knn = matchable | "KnnSearch" >> ExactKnnDuplicates(
+            k=opts.knn_k, min_cosine=min_cos, exclude_same_document=opts.knn_exclude_same_document,
+            with_neighbourhood=True)
+    neighbourhood = None
     if "knn" in signals:
+        found.append(knn["pairs"])
+        neighbourhood = knn["neighbourhood"]
         counts["knn_pairs"] = found[0]
 
     # MinHash: LSH per unit type (a paragraph is never banded with a whole document) in a full run;
@@ -247,14 +266,16 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
                           | "SignaturesAll" >> beam.Flatten())
 
     merge = MergeSignals(vectors=vectors_all, signatures=signatures_all, cosine_threshold=cos_t, jaccard_threshold=jac_t,
-                         rules=opts.rules())
+                         rules=opts.rules(), neighbourhood=neighbourhood,
+                         margin_threshold={t: opts.cosine_margin for t in match_types})
     unit_pairs = tuple(found) | "MergeSignals" >> merge
     doc_vectors = vectors_all | "DocumentVectors" >> beam.Filter(lambda r: r["unit_type"] == "document")
     doc_signatures = signatures_all | "DocumentSignatures" >> beam.Filter(lambda s: parse_unit_id(s["id"])[1] == "document")
     if "document" not in match_types:
         doc_signatures = None
     rolled = unit_pairs | "RollUp" >> RollUpMatches(
-        units=vectors_all, doc_vectors=doc_vectors if "document" in match_types else None, doc_signatures=doc_signatures)
+        units=vectors_all, doc_vectors=doc_vectors if "document" in match_types else None, doc_signatures=doc_signatures,
+        duplicate_coverage=opts.duplicate_coverage)
 
     def annotate(row):
         return {**row, "model": opts.model, "run_id": run_id}
@@ -285,6 +306,8 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
         "dead_letter_duplicate_id": unique.dead_letter,
         "dead_letter_clean": cleaned.dead_letter,
         "units": units,
+        "template_paragraphs": templates,
+        "template_units": units | "TemplateUnits" >> beam.Filter(lambda u: u["template"]),
         "documents_cleaned": docs,
         "vectors": vectors,
         "signatures": all_signatures,
@@ -293,6 +316,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
                                  | "AllOversized" >> beam.Flatten(),
         "unit_matches": unit_matches,
         "duplicate_pairs": pairs,
+        "passage_pairs": pairs | "PassagePairs" >> beam.Filter(lambda r: r["relation"] == "passage"),
         "groups": groups,
     })
     counts = {name: count("".join(w.title() for w in name.split("_")), pc) for name, pc in counts.items()}
@@ -309,7 +333,10 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
               "es_physical_index": es.physical_index if opts.vector_store == "elasticsearch" else None,
               "match_units": match_types,
               "rule": opts.rule or None, "unit_rule": opts.unit_rule or None,
-              "canonical_policy": opts.canonical_list(), "unit_cosine_threshold": opts.unit_cosine_threshold, "unit_jaccard_threshold": opts.unit_jaccard_threshold,
+              "canonical_policy": opts.canonical_list(),
+              "templates": {"min_docs": opts.template_min_docs, "min_share": opts.template_min_share},
+              "duplicate_coverage": opts.duplicate_coverage, "cosine_margin": opts.cosine_margin,
+              "min_passage_chars": opts.min_passage_chars, "unit_cosine_threshold": opts.unit_cosine_threshold, "unit_jaccard_threshold": opts.unit_jaccard_threshold,
               "lsh": {kind: run.describe() for kind, run in lsh_runs.items()},
               "model_info": info, "mode": mode, "unit_settings": settings,
               "embedding": {"precision": opts.embed_precision, "long_texts": opts.long_texts,
@@ -318,7 +345,8 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
     last = [*written_tables, summary]
     if opts.report_top > 0:
         last.append(p | "RunReport" >> BuildRunReport(opts.output, summary=summary, pairs=pairs, groups=groups,
-                                                      docs=docs, scored=merge.scored, top=opts.report_top))
+                                                      docs=docs, scored=merge.scored, top=opts.report_top,
+                                                      templates=templates))
     if opts.vector_store == "elasticsearch":  # readers switch to the new index once everything is written
         p | "PointAlias" >> PointAlias(es, after=last)
     return {"documents": docs, "vectors": vectors, "pairs": pairs, "dead_letter": dead}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from collections import defaultdict
 
@@ -288,8 +289,62 @@ def calibrate_main(argv) -> int:
     return 0
 
 
+def site_main(argv) -> int:
+    """Site precision: a real documentation site with planted copies, run through the job, scored."""
+    import shlex
+    import subprocess
+
+    from transforms.report import read_table
+    from transforms.site_corpus import SITES, plant_copies, score_site_run, site_pages
+
+    parser = argparse.ArgumentParser(prog="python -m pipelines.evaluate site", description=site_main.__doc__)
+    parser.add_argument("--package", required=True, choices=sorted(SITES), help="Debian package of the site")
+    parser.add_argument("--pages", type=int, default=300, help="original pages, spread over the site")
+    parser.add_argument("--per_kind", type=int, default=6, help="originals copied per edit type")
+    parser.add_argument("--multi", type=int, default=3, help="originals copied three times each")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--input_kind", default="text", choices=("text", "html"),
+                        help="text: pages as a crawler extracts them, navigation included; html: as shipped")
+    parser.add_argument("--cache", default="out/sites", help="where Debian packages are downloaded and unpacked")
+    parser.add_argument("--out", required=True, help="directory for the corpus, the run and report.json")
+    parser.add_argument("--job_args", default="--vector_store memory --report_top 10",
+                        help="extra arguments of the job (quoted as one string)")
+    args = parser.parse_args(argv)
+    pages = site_pages(args.package, args.cache, limit=args.pages)
+    docs, gold = plant_copies(pages, seed=args.seed, per_kind=args.per_kind, multi=args.multi,
+                              html=args.input_kind == "html")
+    corpus = os.path.join(args.out, "corpus")
+    os.makedirs(corpus, exist_ok=True)
+    with open(os.path.join(corpus, "docs.jsonl"), "w", encoding="utf-8") as handle:
+        for d in docs:
+            handle.write(json.dumps(d, ensure_ascii=False, sort_keys=True) + "\n")
+    with open(os.path.join(corpus, "gold.tsv"), "w", encoding="utf-8") as handle:
+        handle.write("id_a\tid_b\tkind\tis_duplicate\n")
+        handle.writelines("\t".join(map(str, row)) + "\n" for row in gold)
+    run_dir = os.path.join(args.out, "run")
+    cmd = [sys.executable, "-m", "pipelines.dedup", "--input", os.path.join(corpus, "docs.jsonl"),
+           "--output", run_dir, *shlex.split(args.job_args)]
+    print(f"{len(pages)} pages of {args.package} + {len(docs) - len(pages)} planted copies; running: {shlex.join(cmd)}",
+          flush=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    report = score_site_run(read_table(run_dir, "duplicates"), docs, gold, read_table(run_dir, "groups"))
+    report.update(package=args.package, input_kind=args.input_kind, seed=args.seed, job_args=args.job_args,
+                  templates=len(read_table(run_dir, "templates")))
+    with open(os.path.join(args.out, "report.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2, ensure_ascii=False)
+    print(f"{args.package} ({args.input_kind}): {report['reported_pairs']} pairs reported; document pairs "
+          f"{report['document_pairs']} precision {report['document_precision']}; passage pairs "
+          f"{report['passage_pairs']} precision {report['passage_precision']}; largest group "
+          f"{report['largest_group']} (planted {report['largest_planted_group']}); {report['templates']} template paragraphs")
+    for category, r in report["recall"].items():
+        print(f"  {category:<14} recall {r['recall']:.3f} ({r['found']}/{r['gold']})")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "site":
+        return site_main(argv[1:])
     if argv and argv[0] == "calibrate":
         return calibrate_main(argv[1:])
     if argv and argv[0] == "perturb":

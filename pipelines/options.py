@@ -68,6 +68,16 @@ class DedupOptions(PipelineOptions):
                        help="Jaccard threshold for paragraph/sentence matches")
         g.add_argument("--min_unit_chars", type=int, default=40,
                        help="Paragraph/sentence units shorter than this are counted and skipped")
+        g.add_argument("--template_min_docs", type=int, default=10,
+                       help="Template text: a paragraph whose normalised text occurs in at least this many distinct "
+                            "documents (and --template_min_share of them) is the site's template (navigation, "
+                            "footers, repeated notices): listed in templates/, never matched, left out of the "
+                            "document-level text (0: no template detection)")
+        g.add_argument("--template_min_share", type=float, default=0.02,
+                       help="Template text: fewest documents, as a share of all distinct documents")
+        g.add_argument("--min_passage_chars", type=int, default=100,
+                       help="Paragraphs/sentences shorter than this are units (units/) but are not matched as "
+                            "passages: a shared one-line instruction or heading is not passage reuse")
         g.add_argument("--min_chars", type=int, default=20,
                        help="Documents shorter than this after cleaning go to the dead letters")
         g.add_argument("--run_id", default="", help="Run identifier recorded with every output row "
@@ -128,6 +138,10 @@ class DedupOptions(PipelineOptions):
         g = parser.add_argument_group("duplicate search")
         g.add_argument("--cosine_threshold", type=float, default=0.85,
                        help="Pairs with cosine similarity at or above this are duplicates")
+        g.add_argument("--cosine_margin", type=float, default=1.1,
+                       help="Pairs decided by cosine (documents and passages) also need margin >= this: cosine / "
+                            "the mean cosine of the two units' --knn_k nearest neighbours (same-site pages on one "
+                            "topic all reach cosine 0.85-0.90; a copy stands out from them). 0: cosine alone decides")
         g.add_argument("--knn_k", type=int, default=10, help="Neighbours searched per document")
         g.add_argument("--knn_num_candidates", type=int, default=100, help="HNSW candidates per shard")
         g.add_argument("--knn_exclude_same_document", type=_bool, default=True,
@@ -136,6 +150,10 @@ class DedupOptions(PipelineOptions):
                        help="Decision rule for document pairs, e.g. 'jaccard >= 0.8 or (cosine >= 0.92 and "
                             "jaccard >= 0.2)' (default: cosine >= --cosine_threshold or jaccard >= --jaccard_threshold)")
         g.add_argument("--unit_rule", default="", help="Decision rule for paragraph/sentence pairs (same syntax)")
+        g.add_argument("--duplicate_coverage", type=float, default=0.8,
+                       help="A pair whose matched passages cover at least this share of both documents' "
+                            "(non-template) text is a whole-document duplicate even when the documents as a "
+                            "whole did not match; below it, passage reuse (relation in duplicates/)")
         g.add_argument("--signals", default="knn,minhash",
                        help="Comma-separated duplicate searches to run: knn (semantic), minhash (lexical)")
         g = parser.add_argument_group("groups")
@@ -181,6 +199,14 @@ class DedupOptions(PipelineOptions):
             raise ConfigError("--mode incremental keeps its state in Elasticsearch: it needs --vector_store elasticsearch")
         if self.on_deleted == "delete" and self.mode != "incremental":
             raise ConfigError("--on_deleted delete applies to --mode incremental (a full run rebuilds from its input)")
+        if self.template_min_docs < 0 or not 0.0 <= self.template_min_share <= 1.0:
+            raise ConfigError("--template_min_docs must be >= 0 and --template_min_share in [0, 1]")
+        if self.min_passage_chars < 0:
+            raise ConfigError(f"--min_passage_chars must be >= 0, got {self.min_passage_chars}")
+        if self.cosine_margin < 0:
+            raise ConfigError(f"--cosine_margin must be >= 0, got {self.cosine_margin}")
+        if not 0.0 < self.duplicate_coverage <= 1.0:
+            raise ConfigError(f"--duplicate_coverage must be in (0, 1], got {self.duplicate_coverage}")
         if self.progress_interval < 0:
             raise ConfigError(f"--progress_interval must be >= 0, got {self.progress_interval}")
         if self.es_batch_size < 1:

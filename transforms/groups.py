@@ -129,7 +129,9 @@ def group_id(label: str) -> str:
 
 class DuplicateGroups(beam.PTransform):
     """Document-pair rows + Document dicts -> {"groups": group rows, "pairs": rows with group_id and
-    canonical_id}. Group row: {"group_id", "canonical_id", "size", "members": [ids sorted]}."""
+    canonical_id}. Group row: {"group_id", "canonical_id", "size", "members": [ids sorted]}.
+    Groups are built from rows whose `relation` is "duplicate" (rows without one count as such);
+    "passage" rows are passed through with no group."""
 
     def __init__(self, docs, *, policy=("earliest", "longest", "smallest_id"), preferred_url: str = "",
                  rounds: int = 24):
@@ -144,7 +146,10 @@ class DuplicateGroups(beam.PTransform):
 
     def expand(self, pairs):
         policy, preferred = self.policy, self.preferred_url
-        labels = (pairs | "Edges" >> beam.Map(lambda r: (r["doc_a"], r["doc_b"]))
+        # Only whole-document duplicates join groups: a reused passage is evidence, not identity, and
+        # would chain unrelated pages (one shared paragraph each) into one group.
+        labels = (pairs | "DuplicateEdges" >> beam.Filter(lambda r: r.get("relation", "duplicate") == "duplicate")
+                  | "Edges" >> beam.Map(lambda r: (r["doc_a"], r["doc_b"]))
                   | "Components" >> ConnectedComponents(self.rounds))
         meta = self.docs | "DocMeta" >> beam.Map(lambda d: (d["id"], {
             "id": d["id"], "published_at": d.get("published_at"), "url": d.get("url"), "chars": d["chars"] if "chars" in d else len(d["text"])}))
@@ -171,6 +176,8 @@ class DuplicateGroups(beam.PTransform):
             _, g = element
             for row in g["rows"]:
                 group, canonical = g["group"][0] if g["group"] else (None, None)
+                if row.get("relation", "duplicate") != "duplicate":
+                    group, canonical = None, None
                 yield {**row, "group_id": group, "canonical_id": canonical}
 
         rows = pairs | "KeyByDocA" >> beam.Map(lambda r: (r["doc_a"], r))

@@ -4,7 +4,9 @@
 
 Input: Embedding dicts {"id", "vector", optional "doc_id"}, searched in `config.physical_index`. Output: Pair dicts {"doc_a", "doc_b", "cosine", "method"}
 with doc_a < doc_b, one per pair (a pair found from both ends is emitted once, with the higher
-cosine). Queries are sent in batches through `msearch`.
+cosine). Queries are sent in batches through `msearch`. With `with_neighbourhood=True` the result is
+{"pairs": ..., "neighbourhood": (id, mean cosine of its k nearest neighbours, floor or not)}: how
+similar a unit is to everything near it, the denominator of the pair `margin` (merge.py).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from apache_beam.metrics import Metrics
 
 from transforms.elasticsearch_io import EsConfig
 from transforms.records import as_list, in_global_window, ordered_pair
+
+NEIGHBOURHOOD_TAG = "neighbourhood"
 
 
 def score_to_cosine(score: float) -> float:
@@ -64,7 +68,7 @@ class _KnnSearchFn(beam.DoFn):
             searches.append({"index": self.config.physical_index})
             searches.append({
                 "knn": {"field": "vector", "query_vector": as_list(rec["vector"]), "k": self.k,
-                        "num_candidates": self.num_candidates, "similarity": self.min_cosine,
+                        "num_candidates": self.num_candidates,
                         "filter": {"bool": {"must_not": [{"term": {field: value}}],
                                             "filter": [{"term": {"unit_type": rec.get("unit_type", "document")}}]}}},
                 "_source": ["unit_id", "doc_id"], "size": self.k})
@@ -75,15 +79,21 @@ class _KnnSearchFn(beam.DoFn):
             if "error" in result:
                 raise RuntimeError(f"kNN search failed for {rec['id']}: {result['error']}")
             self.queries.inc()
+            # All k neighbours come back (no similarity floor in the query): their mean is the unit's
+            # neighbourhood; the pairs are those at or above the floor.
+            cosines = []
             for hit in result["hits"]["hits"]:
                 other = hit["_source"].get("unit_id") or hit["_source"]["doc_id"]
                 if other == rec["id"]:
                     continue
                 cosine = score_to_cosine(hit["_score"])
+                cosines.append(cosine)
                 if cosine < self.min_cosine:
                     continue
                 self.hits.inc()
                 yield ordered_pair(rec["id"], other), cosine
+            if cosines:
+                yield beam.pvalue.TaggedOutput(NEIGHBOURHOOD_TAG, (rec["id"], sum(cosines) / len(cosines)))
 
     def teardown(self):
         client = getattr(self, "client", None)
@@ -98,8 +108,10 @@ class KnnDuplicates(beam.PTransform):
     """
 
     def __init__(self, config: EsConfig, *, ready, k: int = 10, num_candidates: int = 100,
-                 min_cosine: float = 0.9, batch_size: int = 64, exclude_same_document: bool = True):
+                 min_cosine: float = 0.9, batch_size: int = 64, exclude_same_document: bool = True,
+                 with_neighbourhood: bool = False):
         super().__init__()
+        self.with_neighbourhood = with_neighbourhood
         self.exclude_same_document = exclude_same_document
         self.config = config
         self.ready = ready
@@ -109,11 +121,15 @@ class KnnDuplicates(beam.PTransform):
         self.batch_size = batch_size
 
     def expand(self, vectors):
-        return (vectors
-                | "Search" >> beam.ParDo(
-                    _KnnSearchFn(self.config, self.k, self.num_candidates, self.min_cosine, self.batch_size,
-                                 self.exclude_same_document),
-                    ready=beam.pvalue.AsSingleton(self.ready))
-                | "BestPerPair" >> beam.CombinePerKey(max)
-                | "ToPair" >> beam.Map(lambda kv: {"doc_a": kv[0][0], "doc_b": kv[0][1],
-                                                   "cosine": round(kv[1], 6), "method": "knn"}))
+        found = (vectors
+                 | "Search" >> beam.ParDo(
+                     _KnnSearchFn(self.config, self.k, self.num_candidates, self.min_cosine, self.batch_size,
+                                  self.exclude_same_document),
+                     ready=beam.pvalue.AsSingleton(self.ready)).with_outputs(NEIGHBOURHOOD_TAG, main="pairs"))
+        pairs = (found["pairs"]
+                 | "BestPerPair" >> beam.CombinePerKey(max)
+                 | "ToPair" >> beam.Map(lambda kv: {"doc_a": kv[0][0], "doc_b": kv[0][1],
+                                                    "cosine": round(kv[1], 6), "method": "knn"}))
+        if self.with_neighbourhood:
+            return {"pairs": pairs, "neighbourhood": found[NEIGHBOURHOOD_TAG]}
+        return pairs

@@ -7,7 +7,9 @@ Input: merged unit-pair rows {"doc_a": unit id, "doc_b": unit id, "cosine", "jac
 Outputs:
 - unit matches: {"unit_a", "unit_b", "doc_a", "doc_b" (doc_a < doc_b, sides swapped to match),
   "unit_type", "a_start", "a_end", "b_start", "b_end", "cosine", "jaccard", "method", "rule"};
-- document pairs: {"doc_a", "doc_b", "granularity" (unit types that matched, e.g. "document+paragraph"),
+- document pairs: {"doc_a", "doc_b", "relation" ("duplicate": the documents matched as a whole, or
+  matched passages cover at least `duplicate_coverage` of both; else "passage": a passage of one is
+  reused in the other), "granularity" (unit types that matched, e.g. "document+paragraph"),
   "cosine", "jaccard" (document level, computed for every pair where document vectors/shingles
   exist), "method", "rule", "matched_units", "coverage_a", "coverage_b" (share of each document's
   characters inside matched units; 1.0 when the documents matched as a whole), "evidence" (JSON:
@@ -42,7 +44,7 @@ def covered_chars(spans: list[tuple[int, int]]) -> int:
     return total
 
 
-def roll_up(doc_a: str, doc_b: str, matches: list[dict], doc_chars: dict) -> dict:
+def roll_up(doc_a: str, doc_b: str, matches: list[dict], doc_chars: dict, duplicate_coverage: float = 0.8) -> dict:
     """All unit matches of one document pair -> the document-pair row (without document scores)."""
     kinds = sorted({m["unit_type"] for m in matches}, key=["document", "paragraph", "sentence"].index)
     whole = next((m for m in matches if m["unit_type"] == "document"), None)
@@ -64,9 +66,13 @@ def roll_up(doc_a: str, doc_b: str, matches: list[dict], doc_chars: dict) -> dic
     else:
         rule = f"{best[0]['unit_type']}: {best[0]['rule']}"
     methods = sorted({x for m in matches for x in m["method"].split("+")})
+    cov_a, cov_b = coverage("a"), coverage("b")
+    whole_by_passages = cov_a is not None and cov_b is not None and min(cov_a, cov_b) >= duplicate_coverage
     return {
-        "doc_a": doc_a, "doc_b": doc_b, "granularity": "+".join(kinds), "method": "+".join(methods),
-        "rule": rule, "matched_units": len(parts), "coverage_a": coverage("a"), "coverage_b": coverage("b"),
+        "doc_a": doc_a, "doc_b": doc_b, "relation": "duplicate" if whole is not None or whole_by_passages else "passage",
+        "margin": whole.get("margin") if whole is not None else None,
+        "granularity": "+".join(kinds), "method": "+".join(methods),
+        "rule": rule, "matched_units": len(parts), "coverage_a": cov_a, "coverage_b": cov_b,
         "evidence": json.dumps([{k: m[k] for k in ("unit_a", "unit_b", "unit_type", "a_start", "a_end", "b_start",
                                                   "b_end", "cosine", "jaccard")} for m in best], ensure_ascii=False),
     }
@@ -75,13 +81,15 @@ def roll_up(doc_a: str, doc_b: str, matches: list[dict], doc_chars: dict) -> dic
 class RollUpMatches(beam.PTransform):
     """Merged unit-pair rows -> {"documents": document-pair rows, "units": unit-match rows}."""
 
-    def __init__(self, *, units, doc_vectors=None, doc_signatures=None):
+    def __init__(self, *, units, doc_vectors=None, doc_signatures=None, duplicate_coverage: float = 0.8):
         super().__init__()
+        self.duplicate_coverage = duplicate_coverage
         self.units = units
         self.doc_vectors = doc_vectors
         self.doc_signatures = doc_signatures
 
     def expand(self, unit_pairs):
+        duplicate_coverage = self.duplicate_coverage
         meta = self.units | "UnitMeta" >> beam.Map(
             lambda u: (u["id"], (u["doc_id"], u["unit_type"], u["start"], u["end"], u["doc_chars"])))
         keyed_rows = unit_pairs | "KeyUnitPair" >> beam.Map(lambda r: ((r["doc_a"], r["doc_b"]), r))
@@ -98,7 +106,8 @@ class RollUpMatches(beam.PTransform):
             yield {"unit_a": ua, "unit_b": ub, "doc_a": ma[0], "doc_b": mb[0], "unit_type": ma[1],
                    "a_start": ma[2], "a_end": ma[3], "b_start": mb[2], "b_end": mb[3],
                    "doc_chars_a": ma[4], "doc_chars_b": mb[4], "cosine": row["cosine"],
-                   "jaccard": row["jaccard"], "method": row["method"], "rule": row["rule"]}
+                   "jaccard": row["jaccard"], "margin": row.get("margin"), "method": row["method"],
+                   "rule": row["rule"]}
 
         matches = ({"row": keyed_rows, "meta": metas} | "JoinUnitMeta" >> beam.CoGroupByKey()
                    | "ToUnitMatch" >> beam.FlatMap(to_unit_match))
@@ -107,7 +116,7 @@ class RollUpMatches(beam.PTransform):
             (doc_a, doc_b), group = element
             group = list(group)
             chars = {doc_a: group[0]["doc_chars_a"], doc_b: group[0]["doc_chars_b"]}
-            return (doc_a, doc_b), roll_up(doc_a, doc_b, group, chars)
+            return (doc_a, doc_b), roll_up(doc_a, doc_b, group, chars, duplicate_coverage)
 
         doc_rows = (matches | "KeyDocPair" >> beam.Map(lambda m: ((m["doc_a"], m["doc_b"]), m))
                     | "GroupDocPair" >> beam.GroupByKey() | "RollUp" >> beam.Map(to_doc_row))

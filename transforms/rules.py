@@ -2,7 +2,8 @@
 
     jaccard >= 0.8 or (cosine >= 0.92 and jaccard >= 0.2)
 
-Names: `cosine`, `jaccard` (a missing score is treated as 0); numbers; comparisons; `and`, `or`,
+Names: `cosine`, `jaccard`, `margin` (cosine over the mean cosine of the two units' k nearest
+neighbours; a missing score is treated as 0); numbers; comparisons; `and`, `or`,
 `not`; parentheses. Parsed once with Python's `ast` and checked against that whitelist, so a rule
 can never run code.
 """
@@ -13,7 +14,7 @@ import operator
 
 _COMPARE = {ast.GtE: operator.ge, ast.Gt: operator.gt, ast.LtE: operator.le, ast.Lt: operator.lt,
             ast.Eq: operator.eq, ast.NotEq: operator.ne}
-NAMES = ("cosine", "jaccard")
+NAMES = ("cosine", "jaccard", "margin")
 
 
 class Rule:
@@ -41,7 +42,7 @@ class Rule:
         elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
             pass
         else:
-            raise ValueError(f"rule {self.text!r}: only cosine, jaccard, numbers, comparisons, and/or/not allowed "
+            raise ValueError(f"rule {self.text!r}: only cosine, jaccard, margin, numbers, comparisons, and/or/not allowed "
                              f"(found {ast.dump(node)[:60]})")
 
     def _eval(self, node, env):
@@ -62,8 +63,8 @@ class Rule:
             return env[node.id]
         return node.value
 
-    def __call__(self, cosine=None, jaccard=None) -> bool:
-        return bool(self._eval(self._tree, {"cosine": cosine or 0.0, "jaccard": jaccard or 0.0}))
+    def __call__(self, cosine=None, jaccard=None, margin=None) -> bool:
+        return bool(self._eval(self._tree, {"cosine": cosine or 0.0, "jaccard": jaccard or 0.0, "margin": margin or 0.0}))
 
     def __repr__(self):
         return f"Rule({self.text!r})"

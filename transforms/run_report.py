@@ -33,11 +33,13 @@ MIN_RUN_WORDS = 6  # a highlighted shared passage is at least this many consecut
 STAGES = (  # counts shown in pipeline order: (summary key, label)
     ("documents_read", "records read"), ("dead_letter_read", "dead letters: unreadable records"),
     ("dead_letter_duplicate_id", "dead letters: duplicate ids"), ("dead_letter_clean", "dead letters: empty after cleaning"),
-    ("documents_cleaned", "documents cleaned"), ("units", "units split"), ("vectors", "vectors embedded"),
+    ("documents_cleaned", "documents cleaned"), ("template_paragraphs", "template paragraphs found"),
+    ("units", "units split"), ("template_units", "template units (not matched)"), ("vectors", "vectors embedded"),
     ("indexed", "vectors indexed"), ("dead_letter_es", "dead letters: index rejected"),
     ("signatures", "MinHash signatures"), ("knn_pairs", "kNN candidate pairs"), ("minhash_pairs", "MinHash candidate pairs"),
     ("lsh_oversized_buckets", "oversized LSH buckets"), ("unit_matches", "unit matches kept"),
-    ("duplicate_pairs", "duplicate document pairs"), ("groups", "duplicate groups"),
+    ("duplicate_pairs", "document pairs (duplicates and passage reuse)"), ("passage_pairs", "of which passage reuse"),
+    ("groups", "duplicate groups"),
 )
 
 
@@ -183,6 +185,14 @@ matched units {{ s.match_units|join(", ") }}</p>
 {% if not charts %}<p>No candidate pairs were scored.</p>{% endif %}
 </section>
 
+<section id="templates"><h2>Template text</h2>
+<p class="meta">Paragraphs repeated across many documents (the site's navigation, footers, notices): never
+matched, left out of document-level comparison. The {{ templates|length }} most frequent of {{ s.get("counts", {}).get("template_paragraphs", 0) }}.</p>
+<table id="template-table"><thead><tr><th>documents</th><th>share</th><th>text</th><th>e.g. in</th></tr></thead><tbody>
+{% for t in templates %}<tr><td class="n">{{ t.documents }}</td><td class="n">{{ "{:.0%}".format(t.share) }}</td>
+<td>{{ t.text|truncate(160) }}</td><td>{{ t.example_doc }}</td></tr>{% endfor %}
+</tbody></table>{% if not templates %}<p>No template text found.</p>{% endif %}</section>
+
 <section id="groups"><h2>Biggest groups</h2>
 <table id="group-table"><thead><tr><th>group</th><th>size</th><th>canonical</th><th>members</th></tr></thead><tbody>
 {% for g in groups %}<tr><td>{{ g.group_id }}</td><td class="n">{{ g.size }}</td><td>{{ g.canonical_id }}</td>
@@ -191,7 +201,7 @@ matched units {{ s.match_units|join(", ") }}</p>
 
 <section id="pairs"><h2>Top pairs</h2>
 {% for p in pairs %}<div class="pair">
-<p class="meta"><b>{{ p.doc_a }}</b> ↔ <b>{{ p.doc_b }}</b> · cosine {{ p.cosine_s }} · Jaccard {{ p.jaccard_s }} ·
+<p class="meta"><b>{{ p.doc_a }}</b> ↔ <b>{{ p.doc_b }}</b> · {{ p.get("relation") or "duplicate" }} · cosine {{ p.cosine_s }} · Jaccard {{ p.jaccard_s }} ·
 {{ p.granularity }} · found by {{ p.method }} · rule <code>{{ p.rule }}</code> · coverage {{ p.coverage_s }}</p>
 <div class="sides"><div class="side">{{ p.html_a|safe }}</div><div class="side">{{ p.html_b|safe }}</div></div>
 </div>{% endfor %}{% if not pairs %}<p>No duplicate pairs.</p>{% endif %}
@@ -205,8 +215,9 @@ def _fmt(x) -> str:
 
 
 def render_report(summary: dict, histograms: dict, top_pairs: list[dict], top_groups: list[dict],
-                  texts: dict[str, str]) -> str:
-    """The report page as a string. `texts`: {doc_id: cleaned text} for the documents of top_pairs."""
+                  texts: dict[str, str], templates: list[dict] = ()) -> str:
+    """The report page as a string. `texts`: {doc_id: cleaned text} for the documents of top_pairs;
+    `templates`: the most frequent template rows."""
     import jinja2
 
     counts = summary.get("counts", {})
@@ -236,7 +247,8 @@ def render_report(summary: dict, histograms: dict, top_pairs: list[dict], top_gr
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(TEMPLATE).render(
         s=summary, settings=settings, stages=stages, sources=sorted((counts.get("by_source") or {}).items()),
-        charts=histogram_svgs(histograms, thresholds), groups=top_groups, pairs=pairs)
+        charts=histogram_svgs(histograms, thresholds), groups=top_groups, pairs=pairs,
+        templates=sorted(templates, key=lambda t: (-t["documents"], t["key"])))
 
 
 def _merge(spans):
@@ -252,8 +264,10 @@ def _merge(spans):
 class BuildRunReport(beam.PTransform):
     """PBegin -> the path of <output>/report.html, written once when the summary and tables are known."""
 
-    def __init__(self, output: str, *, summary, pairs, groups, docs, scored, top: int = 25, top_groups: int = 15):
+    def __init__(self, output: str, *, summary, pairs, groups, docs, scored, top: int = 25, top_groups: int = 15,
+                 templates=None, top_templates: int = 20):
         super().__init__()
+        self.templates, self.top_templates = templates, top_templates
         self.output, self.summary, self.pairs, self.groups = output, summary, pairs, groups
         self.docs, self.scored, self.top, self.top_groups = docs, scored, top, top_groups
 
@@ -270,8 +284,14 @@ class BuildRunReport(beam.PTransform):
                      beam.pvalue.AsSingleton(wanted | "IdSet" >> beam.Map(frozenset)))
                  | "TextsById" >> beam.combiners.ToDict())
 
-        def write(_, summary, hist, pairs, groups, by_id):
-            page = render_report(summary, hist, pairs, groups, by_id)
+        if self.templates is not None:
+            top_templates = self.templates | "TopTemplates" >> beam.combiners.Top.Of(
+                self.top_templates, key=lambda t: (t["documents"], t["key"]))
+        else:
+            top_templates = pbegin | "NoTemplates" >> beam.Create([[]])
+
+        def write(_, summary, hist, pairs, groups, by_id, templates):
+            page = render_report(summary, hist, pairs, groups, by_id, templates)
             with FileSystems.create(path, mime_type="text/html") as handle:
                 handle.write(page.encode("utf-8"))
             return path
@@ -280,4 +300,4 @@ class BuildRunReport(beam.PTransform):
                 | "WriteReportHtml" >> beam.Map(
                     write, beam.pvalue.AsSingleton(self.summary), beam.pvalue.AsSingleton(histograms),
                     beam.pvalue.AsSingleton(top_pairs), beam.pvalue.AsSingleton(top_groups),
-                    beam.pvalue.AsSingleton(texts)))
+                    beam.pvalue.AsSingleton(texts), beam.pvalue.AsSingleton(top_templates)))

@@ -15,9 +15,11 @@ from apache_beam.io.filesystems import FileSystems
 DUPLICATES_SCHEMA = pa.schema([
     pa.field("doc_a", pa.string(), nullable=False),
     pa.field("doc_b", pa.string(), nullable=False),
+    pa.field("relation", pa.string()),
     pa.field("granularity", pa.string()),
     pa.field("cosine", pa.float64()),
     pa.field("jaccard", pa.float64()),
+    pa.field("margin", pa.float64()),
     pa.field("method", pa.string(), nullable=False),
     pa.field("rule", pa.string()),
     pa.field("matched_units", pa.int32()),
@@ -50,6 +52,7 @@ UNIT_MATCHES_SCHEMA = pa.schema([
     pa.field("b_end", pa.int64()),
     pa.field("cosine", pa.float64()),
     pa.field("jaccard", pa.float64()),
+    pa.field("margin", pa.float64()),
     pa.field("method", pa.string()),
     pa.field("rule", pa.string()),
     pa.field("model", pa.string()),
@@ -65,6 +68,15 @@ UNITS_SCHEMA = pa.schema([
     pa.field("end", pa.int64()),
     pa.field("content_hash", pa.string()),
     pa.field("lang", pa.string()),
+    pa.field("template", pa.bool_()),
+    pa.field("text", pa.string()),
+])
+
+TEMPLATES_SCHEMA = pa.schema([
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("documents", pa.int64()),
+    pa.field("share", pa.float64()),
+    pa.field("example_doc", pa.string()),
     pa.field("text", pa.string()),
 ])
 
@@ -99,6 +111,7 @@ TABLE_KEYS = {  # the columns that identify a row of each table: shard assignmen
     "groups": ("group_id",),
     "unit_matches": ("unit_a", "unit_b"),
     "units": ("doc_id", "unit_type", "unit_index"),
+    "templates": ("key",),
     "dead_letter": ("stage", "reason", "source", "line", "record_id"),
 }
 FORMATS = ("parquet", "jsonl")

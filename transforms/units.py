@@ -4,8 +4,15 @@
 
 Unit dict: {"unit_id": "<doc_id>#p3", "doc_id", "unit_type": document|paragraph|sentence,
 "unit_index", "start", "end" (character offsets into the cleaned text, text == doc_text[start:end]),
-"text", "content_hash" (SHA-1 of the unit text, 16 hex), "lang"}. Units shorter than `min_chars`
-(not the document unit) are counted and skipped.
+"text", "content_hash" (SHA-1 of the unit text, 16 hex), "lang", "doc_chars", "template"}. Units
+shorter than `min_chars` (not the document unit) are counted and skipped.
+
+Template paragraphs (`templates`: keys from transforms.templates, a site's navigation, footers and
+repeated notices) and their sentences are kept as units with `template: True` (not matched), and
+the document unit's `text` is the document without them (its paragraphs joined by blank lines), so
+document-level shingles and embeddings describe what is particular to the page; `doc_chars`, the
+denominator of passage coverage, is then the length of that text. A page that is all template keeps
+its whole text.
 
 Sentences come from sentencex (Wikimedia's rule-based segmenter, ~300 languages, Spanish and
 English abbreviation lists), per paragraph and in the document's language, plus one rule it lacks:
@@ -15,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Iterable, Optional
+from typing import Container, Iterable, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -79,35 +86,44 @@ def sentence_spans(text: str, lang: Optional[str] = None, start: int = 0, end: O
     return spans
 
 
-def split_units(doc: dict, unit_types: Iterable[str] = UNIT_TYPES, min_chars: int = 1
-                ) -> tuple[list[dict], int]:
-    """Document dict (cleaned `text`) -> (units, number of units skipped as too short)."""
+def split_units(doc: dict, unit_types: Iterable[str] = UNIT_TYPES, min_chars: int = 1,
+                templates: Optional[Container[str]] = None) -> tuple[list[dict], int]:
+    """Document dict (cleaned `text`) -> (units, number of units skipped as too short).
+
+    templates: paragraph keys (transforms.templates.paragraph_keys) of the corpus's template text.
+    """
+    from transforms.templates import paragraph_keys
+
     text, doc_id, lang = doc["text"], doc["id"], doc.get("lang")
     units, skipped = [], 0
+    wanted = set(unit_types)
+    paragraphs = paragraph_spans(text) if (wanted & {"paragraph", "sentence"} or templates) else []
+    flags = [bool(templates) and any(k in templates for k in paragraph_keys(text[s:e])) for s, e in paragraphs]
+    content = [text[s:e] for (s, e), flag in zip(paragraphs, flags) if not flag]
+    doc_text = "\n\n".join(content) if any(flags) and content else text
 
-    def unit(kind, index, start, end, prefix):
+    def unit(kind, index, start, end, prefix, template=False):
+        piece = doc_text if kind == "document" else text[start:end]
         return {"unit_id": doc_id if kind == "document" else f"{doc_id}#{prefix}{index}", "doc_id": doc_id,
-                "unit_type": kind, "unit_index": index, "start": start, "end": end, "text": text[start:end],
-                "content_hash": content_hash(text[start:end]), "lang": lang, "doc_chars": len(text),
-                "title": doc.get("title"), "url": doc.get("url"),
+                "unit_type": kind, "unit_index": index, "start": start, "end": end, "text": piece,
+                "content_hash": content_hash(piece), "lang": lang, "doc_chars": len(doc_text),
+                "title": doc.get("title"), "url": doc.get("url"), "template": template,
                 "raw_hash": doc.get("raw_hash") if kind == "document" else None}
 
-    wanted = set(unit_types)
     if "document" in wanted:
         units.append(unit("document", 0, 0, len(text), "d"))
-    paragraphs = paragraph_spans(text) if wanted & {"paragraph", "sentence"} else []
     if "paragraph" in wanted:
-        for i, (s, e) in enumerate(paragraphs):
+        for i, ((s, e), flag) in enumerate(zip(paragraphs, flags)):
             if e - s >= min_chars:
-                units.append(unit("paragraph", i, s, e, "p"))
+                units.append(unit("paragraph", i, s, e, "p", flag))
             else:
                 skipped += 1
     if "sentence" in wanted:
         index = 0
-        for ps, pe in paragraphs:
+        for (ps, pe), flag in zip(paragraphs, flags):
             for s, e in sentence_spans(text, lang, ps, pe):
                 if e - s >= min_chars:
-                    units.append(unit("sentence", index, s, e, "s"))
+                    units.append(unit("sentence", index, s, e, "s", flag))
                     index += 1
                 else:
                     skipped += 1
@@ -117,8 +133,10 @@ def split_units(doc: dict, unit_types: Iterable[str] = UNIT_TYPES, min_chars: in
 class SplitUnits(beam.PTransform):
     """Document dict -> Unit dicts of the requested types (see module docstring)."""
 
-    def __init__(self, unit_types: Iterable[str] = ("document",), min_chars: int = 40):
+    def __init__(self, unit_types: Iterable[str] = ("document",), min_chars: int = 40, templates=None):
+        """templates: None, or an AsDict side input {paragraph key: documents} of template paragraphs."""
         super().__init__()
+        self.templates = templates
         self.unit_types = tuple(unit_types)
         unknown = set(self.unit_types) - set(UNIT_TYPES)
         if unknown or not self.unit_types:
@@ -129,13 +147,18 @@ class SplitUnits(beam.PTransform):
         types, min_chars = self.unit_types, self.min_chars
         counters = {t: Metrics.counter("units", t) for t in UNIT_TYPES}
         short = Metrics.counter("units", "skipped_too_short")
+        template_units = Metrics.counter("units", "template")
 
-        def split(doc):
-            units, skipped = split_units(doc, types, min_chars)
+        def split(doc, templates=None):
+            units, skipped = split_units(doc, types, min_chars, templates)
             if skipped:
                 short.inc(skipped)
             for u in units:
                 counters[u["unit_type"]].inc()
+                if u["template"]:
+                    template_units.inc()
             return units
 
-        return docs | "Split" >> beam.FlatMap(split)
+        if self.templates is None:
+            return docs | "Split" >> beam.FlatMap(split)
+        return docs | "Split" >> beam.FlatMap(split, templates=self.templates)

@@ -2,8 +2,9 @@
 
     pairs = vectors | ExactKnnDuplicates(k=10, min_cosine=0.85)
 
-Same contract as `knn.KnnDuplicates` (Embedding dicts in, Pair dicts out, method "knn"), but all
-vectors are gathered on one worker: fine for small corpora and tests, and the yardstick against
+Same contract as `knn.KnnDuplicates` (Embedding dicts in, Pair dicts out, method "knn"; a unit is
+only compared with units of its own `unit_type`, as the Elasticsearch search filters), but all
+vectors of a type are gathered on one worker: fine for small corpora and tests, and the yardstick against
 which the Elasticsearch kNN stage's recall is measured. Not for large runs.
 """
 from __future__ import annotations
@@ -15,9 +16,11 @@ from transforms.records import ordered_pair
 
 
 def exact_neighbours(ids: list[str], vectors: np.ndarray, *, k: int, min_cosine: float,
-                     doc_ids: list[str] | None = None, block: int = 1024) -> dict[tuple[str, str], float]:
+                     doc_ids: list[str] | None = None, block: int = 1024, means: dict | None = None
+                     ) -> dict[tuple[str, str], float]:
     """Top-k neighbours (cosine >= min_cosine) of every row, excluding itself and rows of the same
-    doc_id (when given); returns {(a, b) with a < b: cosine}."""
+    doc_id (when given); returns {(a, b) with a < b: cosine}. `means`, when given, receives
+    {id: mean cosine of its k nearest neighbours} (floor or not)."""
     vectors = np.asarray(vectors, dtype=np.float32)
     n = len(ids)
     groups = np.asarray(doc_ids if doc_ids is not None else ids)
@@ -32,6 +35,11 @@ def exact_neighbours(ids: list[str], vectors: np.ndarray, *, k: int, min_cosine:
         sims[same] = -np.inf
         sims[rows, start + rows] = -np.inf
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        if means is not None:
+            for r, cols in enumerate(top):
+                usable = sims[r, cols][np.isfinite(sims[r, cols])]
+                if usable.size:
+                    means[ids[start + r]] = float(usable.mean())
         for r, cols in enumerate(top):
             for c in cols:
                 cos = float(sims[r, c])
@@ -44,8 +52,11 @@ def exact_neighbours(ids: list[str], vectors: np.ndarray, *, k: int, min_cosine:
 class ExactKnnDuplicates(beam.PTransform):
     """Embedding dict -> Pair dict {"doc_a", "doc_b", "cosine", "method": "knn"} by exact search."""
 
-    def __init__(self, *, k: int = 10, min_cosine: float = 0.9, exclude_same_document: bool = True):
+    def __init__(self, *, k: int = 10, min_cosine: float = 0.9, exclude_same_document: bool = True,
+                 with_neighbourhood: bool = False):
+        """with_neighbourhood: return {"pairs", "neighbourhood": (id, mean top-k cosine)} (as knn.py)."""
         super().__init__()
+        self.with_neighbourhood = with_neighbourhood
         self.k = k
         self.min_cosine = min_cosine
         self.exclude_same_document = exclude_same_document
@@ -53,16 +64,25 @@ class ExactKnnDuplicates(beam.PTransform):
     def expand(self, vectors):
         k, floor, same_doc = self.k, self.min_cosine, self.exclude_same_document
 
-        def search(records):
+        def search(element):
+            _, records = element
             records = sorted(records, key=lambda r: r["id"])
             if not records:
                 return
             ids = [r["id"] for r in records]
             doc_ids = [r.get("doc_id", r["id"]) for r in records] if same_doc else None
             matrix = np.stack([np.asarray(r["vector"], dtype=np.float32) for r in records])
-            for (a, b), cos in sorted(exact_neighbours(ids, matrix, k=k, min_cosine=floor, doc_ids=doc_ids).items()):
+            means: dict = {}
+            found = exact_neighbours(ids, matrix, k=k, min_cosine=floor, doc_ids=doc_ids, means=means)
+            for (a, b), cos in sorted(found.items()):
                 yield {"doc_a": a, "doc_b": b, "cosine": round(cos, 6), "method": "knn"}
+            for unit, mean in sorted(means.items()):
+                yield beam.pvalue.TaggedOutput("neighbourhood", (unit, mean))
 
-        return (vectors
-                | "GatherVectors" >> beam.combiners.ToList()
-                | "ExactSearch" >> beam.FlatMap(search))
+        found = (vectors
+                 | "ByUnitType" >> beam.Map(lambda r: (r.get("unit_type", "document"), r))
+                 | "GatherVectors" >> beam.GroupByKey()
+                 | "ExactSearch" >> beam.FlatMap(search).with_outputs("neighbourhood", main="pairs"))
+        if self.with_neighbourhood:
+            return {"pairs": found["pairs"], "neighbourhood": found["neighbourhood"]}
+        return found["pairs"]

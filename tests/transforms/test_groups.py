@@ -62,3 +62,19 @@ def test_groups_and_annotated_pairs():
         assert_that(out["pairs"] | "P" >> beam.Map(lambda r: (r["doc_a"], r["doc_b"], r["group_id"], r["canonical_id"])),
                     equal_to([("a", "b", group_id("a"), "b"), ("b", "c", group_id("a"), "b"),
                               ("d", "e", group_id("d"), "d")]), label="pairs")
+
+
+def test_passage_rows_join_no_group_and_get_no_group_id():
+    """Two pages that each reuse a passage of a third are not one group: groups come from whole-document
+    duplicates only; passage rows pass through with no group."""
+    docs = [{"id": d, "text": "x" * 10} for d in "abcde"]
+    pairs = [{"doc_a": "a", "doc_b": "b", "relation": "duplicate"},
+             {"doc_a": "b", "doc_b": "c", "relation": "passage"},
+             {"doc_a": "c", "doc_b": "d", "relation": "passage"},
+             {"doc_a": "d", "doc_b": "e"}]  # rows without a relation count as duplicates
+    with TestPipeline() as p:
+        out = p | beam.Create(pairs) | DuplicateGroups(p | "Docs" >> beam.Create(docs))
+        assert_that(out["groups"] | beam.Map(lambda g: g["members"]), equal_to([["a", "b"], ["d", "e"]]), label="groups")
+        assert_that(out["pairs"] | beam.Map(lambda r: (r["doc_a"], r["doc_b"], r["group_id"] is None)),
+                    equal_to([("a", "b", False), ("b", "c", True), ("c", "d", True), ("d", "e", False)]),
+                    label="pairs")

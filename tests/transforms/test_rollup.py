@@ -47,3 +47,23 @@ def test_rollup_orients_pairs_by_document_and_groups_them():
                     equal_to([("a", "b", 2, 0.5, 1.0, None)]), label="docs")
         assert_that(out["units"] | "U" >> beam.Map(lambda r: (r["unit_a"], r["unit_b"], r["a_start"], r["b_start"])),
                     equal_to([("a#p2", "b#p0", 30, 0), ("a#p0", "b#p1", 0, 10)]), label="units")
+
+
+def _match(unit_a, unit_b, kind, a_span, b_span):
+    return {"unit_a": unit_a, "unit_b": unit_b, "unit_type": kind, "a_start": a_span[0], "a_end": a_span[1],
+            "b_start": b_span[0], "b_end": b_span[1], "cosine": 0.99, "jaccard": 0.9, "margin": 1.4,
+            "method": "knn+minhash", "rule": "jaccard>=0.5"}
+
+
+def test_relation_says_whole_document_or_reused_passage():
+    chars = {"a": 1000, "b": 1000}
+    passage = roll_up("a", "b", [_match("a#p1", "b#p4", "paragraph", (0, 200), (300, 500))], chars)
+    assert passage["relation"] == "passage" and passage["coverage_a"] == 0.2
+    whole = roll_up("a", "b", [_match("a", "b", "document", (0, 1000), (0, 1000)),
+                               _match("a#p1", "b#p4", "paragraph", (0, 200), (300, 500))], chars)
+    assert whole["relation"] == "duplicate" and whole["margin"] == 1.4
+    # Passages covering most of both documents: a whole-document duplicate whose document vectors missed.
+    most = [_match(f"a#p{i}", f"b#p{i}", "paragraph", (i * 100, i * 100 + 100), (i * 100, i * 100 + 100))
+            for i in range(9)]
+    assert roll_up("a", "b", most, chars)["relation"] == "duplicate"
+    assert roll_up("a", "b", most, chars, duplicate_coverage=0.95)["relation"] == "passage"
