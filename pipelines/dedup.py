@@ -50,7 +50,7 @@ from transforms.rollup import RollUpMatches
 from transforms.bq_sink import WriteRunTable, delete_run_rows
 from transforms.sinks import (DUPLICATES_SCHEMA, GROUPS_SCHEMA, TEMPLATES_SCHEMA, UNIT_MATCHES_SCHEMA, UNITS_SCHEMA, CountBy,
                              ReconcileSources, WriteDeadLetters, WriteSummary, WriteTable, clear_outputs)
-from transforms.templates import FindTemplates
+from transforms.templates import DropFramePassages, FindTemplates
 
 _LOG = logging.getLogger(__name__)
 # Fields of a vector record that kNN search, scoring and roll-up read.
@@ -268,7 +268,9 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
     merge = MergeSignals(vectors=vectors_all, signatures=signatures_all, cosine_threshold=cos_t, jaccard_threshold=jac_t,
                          rules=opts.rules(), neighbourhood=neighbourhood,
                          margin_threshold={t: opts.cosine_margin for t in match_types})
-    unit_pairs = tuple(found) | "MergeSignals" >> merge
+    # A passage matching units of as many documents as a template paragraph is a template frame.
+    unit_pairs = (tuple(found) | "MergeSignals" >> merge
+                  | "DropFramePassages" >> DropFramePassages(max(opts.template_min_docs - 1, 0)))
     doc_vectors = vectors_all | "DocumentVectors" >> beam.Filter(lambda r: r["unit_type"] == "document")
     doc_signatures = signatures_all | "DocumentSignatures" >> beam.Filter(lambda s: parse_unit_id(s["id"])[1] == "document")
     if "document" not in match_types:

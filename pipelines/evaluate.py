@@ -309,6 +309,7 @@ def site_main(argv) -> int:
     parser.add_argument("--out", required=True, help="directory for the corpus, the run and report.json")
     parser.add_argument("--job_args", default="--vector_store memory --report_top 10",
                         help="extra arguments of the job (quoted as one string)")
+    parser.add_argument("--score_only", action="store_true", help="score the run already under --out again")
     args = parser.parse_args(argv)
     pages = site_pages(args.package, args.cache, limit=args.pages)
     docs, gold = plant_copies(pages, seed=args.seed, per_kind=args.per_kind, multi=args.multi,
@@ -326,7 +327,8 @@ def site_main(argv) -> int:
            "--output", run_dir, *shlex.split(args.job_args)]
     print(f"{len(pages)} pages of {args.package} + {len(docs) - len(pages)} planted copies; running: {shlex.join(cmd)}",
           flush=True)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    if not args.score_only:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     report = score_site_run(read_table(run_dir, "duplicates"), docs, gold, read_table(run_dir, "groups"))
     report.update(package=args.package, input_kind=args.input_kind, seed=args.seed, job_args=args.job_args,
                   templates=len(read_table(run_dir, "templates")))

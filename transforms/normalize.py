@@ -37,11 +37,16 @@ _BOILERPLATE_XPATH = (
 )
 
 
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+
 def strip_page_chrome(html: str):
     """HTML -> lxml tree without navigation, banners, headers/footers outside the article, scripts."""
     import lxml.html
 
-    tree = lxml.html.document_fromstring(html)
+    # XHTML pages (DocBook, many CMS exports) open with <?xml ... encoding="UTF-8"?>: lxml refuses a
+    # str that declares an encoding, which would leave such a page empty.
+    tree = lxml.html.document_fromstring(_XML_DECLARATION.sub("", html, count=1))
     for element in tree.xpath(_BOILERPLATE_XPATH):
         if element.getparent() is not None:
             element.drop_tree()

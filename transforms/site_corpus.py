@@ -62,7 +62,7 @@ def page_text(html: str) -> str:
     (blank-line separated), whitespace collapsed, scripts and styles dropped, navigation kept."""
     import lxml.html
 
-    root = lxml.html.document_fromstring(html.encode("utf-8"))
+    root = lxml.html.document_fromstring(html.encode("utf-8"), parser=lxml.html.HTMLParser(encoding="utf-8"))
     blocks: list[str] = []
     current: list[str] = []
 
@@ -112,7 +112,8 @@ def site_pages(package: str, workdir: str, limit: Optional[int] = None, min_word
         if len(text.split()) < min_words:
             continue
         rel = os.path.relpath(path, root)
-        title = lxml.html.document_fromstring(raw).findtext(".//title") or ""
+        title = lxml.html.document_fromstring(
+            html.encode("utf-8"), parser=lxml.html.HTMLParser(encoding="utf-8")).findtext(".//title") or ""
         pages.append({"id": f"{package.split('-')[0]}-{hashlib.sha1(rel.encode()).hexdigest()[:10]}",
                       "url": f"https://{package}.invalid/{rel}", "title": title.strip(), "html": html, "text": text})
     if limit and len(pages) > limit:
@@ -190,16 +191,31 @@ def _norm(text: str) -> str:
     return _SPACE.sub(" ", re.sub(r"\d+", "0", text.lower())).strip()
 
 
-def genuine_passages(texts: dict[str, str], min_chars: int = 40, max_docs: int = 9) -> dict[str, set]:
-    """{doc id: normalised paragraphs of >= min_chars that occur in 2..max_docs of these documents}:
-    the real passages two pages of the site share, judged independently of the job's template rule
-    (a paragraph on more than `max_docs` pages is the site's template here)."""
+def _paragraph_sets(texts: dict[str, str], min_chars: int, max_docs: int) -> dict[str, list[str]]:
+    """{doc id: its normalised paragraphs of >= min_chars that occur (exactly) on at most max_docs pages}."""
     import collections
 
-    paragraphs = {d: {_norm(p) for p in re.split(r"\n\s*\n", t) if len(p.strip()) >= min_chars}
+    paragraphs = {d: sorted({_norm(p) for p in re.split(r"\n\s*\n", t) if len(p.strip()) >= min_chars})
                   for d, t in texts.items()}
     df = collections.Counter(p for ps in paragraphs.values() for p in ps)
-    return {d: {p for p in ps if 2 <= df[p] <= max_docs} for d, ps in paragraphs.items()}
+    return {d: [p for p in ps if df[p] <= max_docs] for d, ps in paragraphs.items()}
+
+
+def share_a_passage(a: list[str], b: list[str], min_ratio: float = 0.8) -> bool:
+    """True when a paragraph of `a` and one of `b` are the same text or nearly (difflib's character
+    ratio >= min_ratio: a copied paragraph with a few words changed), judged without the job's
+    shingles or embeddings."""
+    import difflib
+
+    if set(a) & set(b):
+        return True
+    for x in a:
+        matcher = difflib.SequenceMatcher(None, x, autojunk=False)
+        for y in b:
+            matcher.set_seq1(y)
+            if matcher.real_quick_ratio() >= min_ratio and matcher.quick_ratio() >= min_ratio and matcher.ratio() >= min_ratio:
+                return True
+    return False
 
 
 def score_site_run(pairs: list[dict], docs: list[dict], gold: list[tuple], groups: list[dict]) -> dict:
@@ -207,9 +223,12 @@ def score_site_run(pairs: list[dict], docs: list[dict], gold: list[tuple], group
 
     - document pairs (relation "duplicate"): true when both documents are copies of one original
       (gold pairs joined transitively, siblings included), or the two original pages are themselves
-      near-duplicates (half the genuine passages of the smaller one shared);
-    - passage pairs (relation "passage"): true when gold names them (transplant) or the documents or
-      their sources share a genuine passage (see genuine_passages) or are copies of one original;
+      near-duplicates (their own paragraphs, >= 40 characters, exactly shared for at least half of
+      the smaller page);
+    - passage pairs (relation "passage"): true when gold names them (transplant), they are copies of
+      one original, or the two original pages share a passage: a paragraph of >= 40 characters that
+      is on at most 9 pages of the site (more is its template) and is the same, or nearly
+      (share_a_passage), in both;
     - recall per category: a gold pair reported with the relation its category expects.
     """
     import collections
@@ -233,14 +252,13 @@ def score_site_run(pairs: list[dict], docs: list[dict], gold: list[tuple], group
         if CATEGORY[kind] != "passage":
             parent[find(a)] = find(b)
     originals = {d["id"]: texts[d["id"]] for d in docs if not d.get("source_id")}
-    shared = genuine_passages(originals)
+    own = _paragraph_sets(originals, min_chars=40, max_docs=9)
 
     def shares_passage(a, b):
-        sa, sb = source[a], source[b]
-        return bool(shared.get(sa, set()) & shared.get(sb, set()))
+        return share_a_passage(own.get(source[a], []), own.get(source[b], []))
 
     def near_duplicate_originals(a, b):
-        sa, sb = shared.get(source[a], set()), shared.get(source[b], set())
+        sa, sb = set(own.get(source[a], [])), set(own.get(source[b], []))
         return bool(sa and sb) and len(sa & sb) >= 0.5 * min(len(sa), len(sb))
 
     rows = {tuple(sorted((r["doc_a"], r["doc_b"]))): r for r in pairs}

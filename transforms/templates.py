@@ -107,3 +107,52 @@ class FindTemplates(beam.PTransform):
 
         return ({"documents": frequency, "example": example} | "JoinExample" >> beam.CoGroupByKey()
                 | "Templates" >> beam.FlatMap(template_rows, total_docs=total))
+
+
+class DropFramePassages(beam.PTransform):
+    """Merged unit-pair rows -> the same rows without the matches of *frame* passages.
+
+    Some template text is a sentence frame with each page's own words in it ("Puede acceder a este
+    comando desde la barra del menú de la imagen a través de Capa → Pila"): no two pages share its
+    exact text, so FindTemplates cannot see it, but its near-duplicates are on many pages. A
+    paragraph or sentence unit whose matches reach units of at least `min_docs` other documents is
+    such a frame, and none of its matches is passage reuse. Pairs of document units pass through.
+    min_docs: 0 keeps every row.
+    """
+
+    def __init__(self, min_docs: int):
+        super().__init__()
+        self.min_docs = min_docs
+
+    def expand(self, rows):
+        from transforms.units import parse_unit_id
+
+        if self.min_docs <= 0:
+            return rows
+        min_docs = self.min_docs
+        dropped = Metrics.counter("templates", "frame_passage_matches_dropped")
+
+        def ends(row):
+            (doc_a, kind), (doc_b, _) = parse_unit_id(row["doc_a"]), parse_unit_id(row["doc_b"])
+            if kind != "document":
+                yield row["doc_a"], doc_b
+                yield row["doc_b"], doc_a
+
+        frames = (rows | "UnitPartnerDocs" >> beam.FlatMap(ends) | "DistinctPartners" >> beam.Distinct()
+                  | "CountPartners" >> beam.combiners.Count.PerKey()
+                  | "Frames" >> beam.Filter(lambda kv: kv[1] >= min_docs) | "FrameKeys" >> beam.Map(lambda kv: (kv[0], True)))
+
+        def keep(_side):
+            def fn(element):
+                _, g = element
+                if g["frame"]:
+                    dropped.inc(len(g["rows"]))
+                    return
+                yield from g["rows"]
+            return fn
+
+        # Two keyed joins (one per end): no worker holds the set of frames.
+        by_a = rows | "KeyByUnitA" >> beam.Map(lambda r: (r["doc_a"], r))
+        kept_a = {"rows": by_a, "frame": frames} | "JoinFramesA" >> beam.CoGroupByKey() | "KeepA" >> beam.FlatMap(keep("a"))
+        by_b = kept_a | "KeyByUnitB" >> beam.Map(lambda r: (r["doc_b"], r))
+        return {"rows": by_b, "frame": frames} | "JoinFramesB" >> beam.CoGroupByKey() | "KeepB" >> beam.FlatMap(keep("b"))

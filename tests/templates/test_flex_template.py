@@ -74,11 +74,12 @@ def test_no_option_clashes_with_beams_own():
 
 STABLE_STEPS = [  # top-level step names of the Dataflow graph: renaming one breaks `--update` of a job
     "AllDeadLetters", "AllMinHashPairs", "AllOversized", "Annotate", "AnnotateGroups", "AnnotateUnits",
-    "AsSignatures", "CleanText", "DetectLanguage", "DocumentSignatures", "DocumentVectors", "DropDuplicateIds",
-    "DuplicateGroups", "Embed", "EmbedProgress", "ForMatching", "IndexVectors", "KeyForEmbedding", "KnnProgress", "KnnSearch", "MergeSignals", "MinHashSign",
+    "AsSignatures", "AwaitTemplates", "CleanText", "DetectLanguage", "DocumentSignatures", "DocumentVectors", "DropDuplicateIds", "DropFramePassages",
+    "DuplicateGroups", "Embed", "EmbedProgress", "FindTemplates", "ForMatching", "IndexVectors", "KeyForEmbedding", "KnnProgress", "KnnSearch", "MergeSignals", "MinHashSign", "PassagePairs",
     "PointAlias", "RawHash", "ReadCorpus", "ReadProgress", "ReconcileSources", "RefreshIndex", "RollUp", "RunReport", "SignedWithShingles",
-    "SplitUnits", "SpreadUnits", "UnitsByType", "UnitsToMatch", "WithMetadata",
-    "WriteDeadLetters", "WriteDuplicates", "WriteGroups", "WriteSummary", "WriteUnitMatches", "WriteUnits",
+    "SplitUnits", "SpreadUnits", "TemplateKeys", "TemplateUnits", "UnitsByType", "UnitsToMatch", "WithMetadata",
+    "WriteDeadLetters", "WriteDuplicates", "WriteGroups", "WriteSummary", "WriteTemplates", "WriteUnitMatches",
+    "WriteUnits",
 ]
 
 

@@ -60,3 +60,15 @@ def test_a_poisoned_record_goes_to_dead_letters_and_the_rest_through_in_multi_pr
     assert ok == sorted(f"d{i}" for i in range(40))  # nothing else lost with the poisoned record
     assert [(d["record_id"], d["stage"], d["reason"]) for d in dead] == [("poison", "clean", "clean_failed")]
     assert dead[0]["detail"].startswith("TypeError")
+
+
+def test_xhtml_page_with_an_xml_declaration_keeps_its_content():
+    """DocBook/XHTML pages start with an XML declaration naming their encoding; they were cleaned to
+    nothing (all 351 gimp-help-es pages dead-lettered as empty_after_cleaning)."""
+    from transforms.normalize import clean_text
+
+    page = ('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 '
+            'Transitional//EN">\n<html><head><title>Abrir</title></head><body><div class="sect2"><h3>2.4. Abrir archivo</h3>'
+            '<p>El comando Abrir activa un diálogo que le permite seleccionar una imagen que cargar desde su disco '
+            'duro o desde un medio externo.</p></div></body></html>')
+    assert "El comando Abrir activa un diálogo" in clean_text(page)

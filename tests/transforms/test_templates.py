@@ -58,3 +58,15 @@ def test_a_page_that_is_all_template_keeps_its_text():
     doc = {"id": "d", "text": f"Menú · Inicio\n\n{FOOTER}"}
     units, _ = split_units(doc, ("document",), templates={paragraph_key("Menú · Inicio"), paragraph_key(FOOTER)})
     assert units[0]["text"] == doc["text"]
+
+
+def test_frame_passages_matching_many_documents_are_dropped_and_real_reuse_kept():
+    from transforms.templates import DropFramePassages
+
+    frame = [{"doc_a": "a#p1", "doc_b": f"d{i}#p2", "rule": "jaccard>=0.5"} for i in range(9)]
+    reuse = [{"doc_a": "b#p0", "doc_b": "c#p3", "rule": "jaccard>=0.5"}, {"doc_a": "b#p0", "doc_b": "e#p1", "rule": "j"}]
+    documents = [{"doc_a": "a", "doc_b": f"d{i}", "rule": "cosine"} for i in range(12)]  # never dropped
+    with beam.Pipeline(runner=OfflineDirectRunner()) as p:
+        kept = p | beam.Create(frame + reuse + documents) | DropFramePassages(min_docs=9)
+        assert_that(kept | beam.Map(lambda r: (r["doc_a"], r["doc_b"])),
+                    equal_to([(r["doc_a"], r["doc_b"]) for r in reuse + documents]))
