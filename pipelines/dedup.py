@@ -67,7 +67,7 @@ def default_run_id(opts: DedupOptions) -> str:
                                      opts.unit_cosine_threshold, opts.unit_jaccard_threshold,
                                      opts.canonical_policy, opts.preferred_url, opts.rule, opts.unit_rule,
                                      opts.template_min_docs, opts.template_min_share, opts.duplicate_coverage,
-                                     opts.cosine_margin, opts.min_passage_chars))
+                                     opts.cosine_margin, opts.min_passage_chars, opts.frame_min_docs))
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
@@ -264,13 +264,22 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
         signatures_all = ((all_signatures, (requery, stored) | "StoredUnits" >> beam.Flatten()
                            | "StoredSignatures" >> beam.Filter(lambda r: r["ids"].size > 0))
                           | "SignaturesAll" >> beam.Flatten())
+        if neighbourhood is not None:
+            # The margins of pairs with an indexed unit need its neighbourhood too, searched in the
+            # current index as a full run over the whole catalogue would.
+            stored_knn = (stored | "StoredForMatching" >> beam.Map(lambda r: {k: r[k] for k in MATCH_FIELDS})
+                          | "StoredNeighbourhood" >> KnnDuplicates(
+                              es, ready=ready, k=opts.knn_k, num_candidates=opts.knn_num_candidates,
+                              min_cosine=min_cos, exclude_same_document=opts.knn_exclude_same_document,
+                              with_neighbourhood=True))
+            neighbourhood = (neighbourhood, stored_knn["neighbourhood"]) | "NeighbourhoodAll" >> beam.Flatten()
 
     merge = MergeSignals(vectors=vectors_all, signatures=signatures_all, cosine_threshold=cos_t, jaccard_threshold=jac_t,
                          rules=opts.rules(), neighbourhood=neighbourhood,
                          margin_threshold={t: opts.cosine_margin for t in match_types})
     # A passage matching units of as many documents as a template paragraph is a template frame.
     unit_pairs = (tuple(found) | "MergeSignals" >> merge
-                  | "DropFramePassages" >> DropFramePassages(max(opts.template_min_docs - 1, 0)))
+                  | "DropFramePassages" >> DropFramePassages(opts.frame_min_docs))
     doc_vectors = vectors_all | "DocumentVectors" >> beam.Filter(lambda r: r["unit_type"] == "document")
     doc_signatures = signatures_all | "DocumentSignatures" >> beam.Filter(lambda s: parse_unit_id(s["id"])[1] == "document")
     if "document" not in match_types:
@@ -338,7 +347,7 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
               "canonical_policy": opts.canonical_list(),
               "templates": {"min_docs": opts.template_min_docs, "min_share": opts.template_min_share},
               "duplicate_coverage": opts.duplicate_coverage, "cosine_margin": opts.cosine_margin,
-              "min_passage_chars": opts.min_passage_chars, "unit_cosine_threshold": opts.unit_cosine_threshold, "unit_jaccard_threshold": opts.unit_jaccard_threshold,
+              "min_passage_chars": opts.min_passage_chars, "frame_min_docs": opts.frame_min_docs, "unit_cosine_threshold": opts.unit_cosine_threshold, "unit_jaccard_threshold": opts.unit_jaccard_threshold,
               "lsh": {kind: run.describe() for kind, run in lsh_runs.items()},
               "model_info": info, "mode": mode, "unit_settings": settings,
               "embedding": {"precision": opts.embed_precision, "long_texts": opts.long_texts,

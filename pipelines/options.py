@@ -75,6 +75,10 @@ class DedupOptions(PipelineOptions):
                             "document-level text (0: no template detection)")
         g.add_argument("--template_min_share", type=float, default=0.02,
                        help="Template text: fewest documents, as a share of all distinct documents")
+        g.add_argument("--frame_min_docs", type=int, default=9,
+                       help="A paragraph whose matches reach units of at least this many other documents is a "
+                            "template frame (one sentence pattern with each page's own words), and none of its "
+                            "matches is passage reuse (0: off)")
         g.add_argument("--min_passage_chars", type=int, default=100,
                        help="Paragraphs/sentences shorter than this are units (units/) but are not matched as "
                             "passages: a shared one-line instruction or heading is not passage reuse")
@@ -138,7 +142,7 @@ class DedupOptions(PipelineOptions):
         g = parser.add_argument_group("duplicate search")
         g.add_argument("--cosine_threshold", type=float, default=0.85,
                        help="Pairs with cosine similarity at or above this are duplicates")
-        g.add_argument("--cosine_margin", type=float, default=1.1,
+        g.add_argument("--cosine_margin", type=float, default=1.2,
                        help="Pairs decided by cosine (documents and passages) also need margin >= this: cosine / "
                             "the mean cosine of the two units' --knn_k nearest neighbours (same-site pages on one "
                             "topic all reach cosine 0.85-0.90; a copy stands out from them). 0: cosine alone decides")
@@ -199,6 +203,8 @@ class DedupOptions(PipelineOptions):
             raise ConfigError("--mode incremental keeps its state in Elasticsearch: it needs --vector_store elasticsearch")
         if self.on_deleted == "delete" and self.mode != "incremental":
             raise ConfigError("--on_deleted delete applies to --mode incremental (a full run rebuilds from its input)")
+        if self.frame_min_docs < 0:
+            raise ConfigError(f"--frame_min_docs must be >= 0, got {self.frame_min_docs}")
         if self.template_min_docs < 0 or not 0.0 <= self.template_min_share <= 1.0:
             raise ConfigError("--template_min_docs must be >= 0 and --template_min_share in [0, 1]")
         if self.min_passage_chars < 0:

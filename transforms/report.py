@@ -62,8 +62,9 @@ def print_run_summary(output: str, top: int = 25) -> None:
     if files:
         print("input: " + ", ".join(f"{pattern} ({n} file{'s' if n != 1 else ''})" for pattern, n in files.items()))
     print("counts: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-    print(f"{len(pairs)} duplicate pairs; the {min(top, len(pairs))} most similar (document cosine, jaccard, "
-          f"found by, matched units):")
+    passages = sum(1 for r in pairs if r.get("relation") == "passage")
+    print(f"{len(pairs)} document pairs ({len(pairs) - passages} duplicates, {passages} passage reuse); the "
+          f"{min(top, len(pairs))} most similar (document cosine, jaccard, found by, matched units, relation):")
 
     def fmt(x):
         return "  -  " if x is None else f"{x:.3f}"
@@ -74,4 +75,4 @@ def print_run_summary(output: str, top: int = 25) -> None:
             f"{g['size']} docs, canonical {g['canonical_id']}" for g in groups[:3]))
     for row in sorted(pairs, key=lambda r: (-(r["cosine"] or 0), -(r.get("jaccard") or 0)))[:top]:
         print(f"  {fmt(row['cosine'])}  {fmt(row.get('jaccard'))}  {row['method']:<12} {row.get('granularity') or '':<19}"
-              f" {row['doc_a']}  <->  {row['doc_b']}")
+              f" {row.get('relation') or 'duplicate':<9} {row['doc_a']}  <->  {row['doc_b']}")

@@ -90,9 +90,13 @@ def test_incremental_run_processes_only_new_and_changed_units_and_matches_a_full
     run(args(es_url, index, combined, tmp_path / "second", "--mode", "incremental"))
     run(args(es_url, full_index, combined, tmp_path / "full"))  # the reference: everything from scratch
 
-    first = {u["unit_id"]: u["content_hash"] for u in read_units(str(tmp_path / "first")) if u["unit_type"] in MATCH_TYPES}
+    def matched(u):  # the units the job embeds and matches (not template, passages of >= 100 chars)
+        return u["unit_type"] in MATCH_TYPES and not u["template"] and (
+            u["unit_type"] == "document" or u["end"] - u["start"] >= 100)
+
+    first = {u["unit_id"]: u["content_hash"] for u in read_units(str(tmp_path / "first")) if matched(u)}
     # Only the new and the changed documents were cleaned and split again: the units table holds theirs.
-    now = {u["unit_id"]: u for u in read_units(str(tmp_path / "second")) if u["unit_type"] in MATCH_TYPES}
+    now = {u["unit_id"]: u for u in read_units(str(tmp_path / "second")) if matched(u)}
     assert {u["doc_id"] for u in now.values()} == touched
     fresh = {uid for uid, u in now.items() if first.get(uid) != u["content_hash"]}
     requeried = {uid for uid, u in now.items() if uid not in fresh}  # the changed document's unchanged paragraph

@@ -52,7 +52,7 @@ def test_report_renders_sections_tables_and_charts_in_chromium(chromium, tmp_pat
     stage_rows = dom.xpath("//table[@id='stage-counts']/tbody/tr")
     assert len(stage_rows) == sum(key in counts for key, _ in STAGES)
     shown = {tr.xpath("string(td[1])"): int(tr.xpath("string(td[2])").replace(",", "")) for tr in stage_rows}
-    assert shown["duplicate document pairs"] == counts["duplicate_pairs"] == len(read_duplicates(str(out)))
+    assert shown["document pairs (duplicates and passage reuse)"] == counts["duplicate_pairs"] == len(read_duplicates(str(out)))
     charts = dom.xpath("//figure[@class='chart']")
     assert len(charts) == 4  # document and paragraph x cosine and Jaccard
     assert all(len(fig.xpath(".//*[local-name()='path']")) > 20 for fig in charts)  # bars, axes, glyphs
