@@ -214,6 +214,14 @@ def _fmt(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _one_row_per_text(templates) -> list[dict]:
+    """Template rows, most frequent first, one per text (a line can be template by two keys)."""
+    rows = {}
+    for t in sorted(templates, key=lambda t: (-t["documents"], t["key"])):
+        rows.setdefault(t["text"], t)
+    return list(rows.values())
+
+
 def render_report(summary: dict, histograms: dict, top_pairs: list[dict], top_groups: list[dict],
                   texts: dict[str, str], templates: list[dict] = ()) -> str:
     """The report page as a string. `texts`: {doc_id: cleaned text} for the documents of top_pairs;
@@ -248,7 +256,7 @@ def render_report(summary: dict, histograms: dict, top_pairs: list[dict], top_gr
     return env.from_string(TEMPLATE).render(
         s=summary, settings=settings, stages=stages, sources=sorted((counts.get("by_source") or {}).items()),
         charts=histogram_svgs(histograms, thresholds), groups=top_groups, pairs=pairs,
-        templates=sorted(templates, key=lambda t: (-t["documents"], t["key"])))
+        templates=_one_row_per_text(templates))
 
 
 def _merge(spans):

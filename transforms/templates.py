@@ -142,17 +142,15 @@ class DropFramePassages(beam.PTransform):
                   | "CountPartners" >> beam.combiners.Count.PerKey()
                   | "Frames" >> beam.Filter(lambda kv: kv[1] >= min_docs) | "FrameKeys" >> beam.Map(lambda kv: (kv[0], True)))
 
-        def keep(_side):
-            def fn(element):
-                _, g = element
-                if g["frame"]:
-                    dropped.inc(len(g["rows"]))
-                    return
-                yield from g["rows"]
-            return fn
+        def keep(element):
+            _, g = element
+            if g["frame"]:
+                dropped.inc(len(g["rows"]))
+                return
+            yield from g["rows"]
 
         # Two keyed joins (one per end): no worker holds the set of frames.
         by_a = rows | "KeyByUnitA" >> beam.Map(lambda r: (r["doc_a"], r))
-        kept_a = {"rows": by_a, "frame": frames} | "JoinFramesA" >> beam.CoGroupByKey() | "KeepA" >> beam.FlatMap(keep("a"))
+        kept_a = {"rows": by_a, "frame": frames} | "JoinFramesA" >> beam.CoGroupByKey() | "KeepA" >> beam.FlatMap(keep)
         by_b = kept_a | "KeyByUnitB" >> beam.Map(lambda r: (r["doc_b"], r))
-        return {"rows": by_b, "frame": frames} | "JoinFramesB" >> beam.CoGroupByKey() | "KeepB" >> beam.FlatMap(keep("b"))
+        return {"rows": by_b, "frame": frames} | "JoinFramesB" >> beam.CoGroupByKey() | "KeepB" >> beam.FlatMap(keep)

@@ -67,3 +67,11 @@ def assert_offline(page: str):
             if k.split("}")[-1] in ("src", "href") or k.endswith("href")]
     assert all(v.startswith(("#", "data:")) for v in refs), refs
     assert not tree.xpath("//script|//link|//iframe|//img[not(starts-with(@src, 'data:'))]")
+
+
+def test_report_lists_a_template_line_once_even_with_two_keys():
+    from transforms.run_report import _one_row_per_text
+
+    rows = [{"key": "a", "text": "7.1. Activar", "documents": 82}, {"key": "b", "text": "7.1. Activar", "documents": 85},
+            {"key": "c", "text": "Nota", "documents": 134}]
+    assert [(r["text"], r["documents"]) for r in _one_row_per_text(rows)] == [("Nota", 134), ("7.1. Activar", 85)]
