@@ -11,6 +11,11 @@ ES_INDEX ?= dedup-documents
 ARGS ?=
 PYTEST_ARGS ?=
 BENCH_SIZES ?= 1000,5000,20000
+# RUNNER=direct (in-process, default) or flink (the local Flink cluster of `make flink-start`, or the
+# job server at FLINK_ENDPOINT: the unchanged job through Beam's portable runner).
+RUNNER ?= direct
+FLINK_ENDPOINT ?= localhost:8099
+FLINK_PARALLELISM ?= 2
 SVC := scripts/services
 # shq: one shell word, quoted (a glob in INPUT reaches the job as a pattern, never expanded by the shell)
 shq = '$(subst ','\'',$(1))'
@@ -20,7 +25,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop browser run test test-reliability evaluate lock clean bench bench-incremental bench-pipeline bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
+.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop flink-start flink-stop browser run test test-reliability evaluate lock clean bench bench-incremental bench-pipeline bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,7 +41,7 @@ $(VENV)/.installed: requirements.txt setup.py
 
 services: es-start gcs-start bq-start ## Install and start Elasticsearch, the GCS and the BigQuery emulators (127.0.0.1)
 
-services-stop: es-stop bq-stop gcs-stop ## Stop all local services
+services-stop: es-stop bq-stop gcs-stop flink-stop ## Stop all local services
 
 es-start: ## Install and start Elasticsearch (waits until healthy)
 	@bash $(SVC)/elasticsearch.sh start
@@ -50,17 +55,32 @@ bq-start: gcs-start ## Install and start the BigQuery emulator
 	@bash $(SVC)/bigquery.sh start
 bq-stop: ## Stop the BigQuery emulator
 	@bash $(SVC)/bigquery.sh stop
+flink-start: ## Install and start a local Flink 1.19 cluster (2 TaskManagers) and Beam's Flink job server
+	@bash $(SVC)/flink.sh start
+flink-stop: ## Stop the local Flink cluster and job server
+	@bash $(SVC)/flink.sh stop
 
-run: venv es-start ## Run the dedup job (demo corpus by default; INPUT=... OUTPUT=... ARGS=...)
+ifeq ($(RUNNER),flink)
+RUNNER_ARGS := --runner=PortableRunner --job_endpoint=$(FLINK_ENDPOINT) --environment_type=PROCESS \
+  --environment_cache_millis=60000 --parallelism=$(FLINK_PARALLELISM)
+RUNNER_NEEDS := $(if $(filter localhost:8099,$(FLINK_ENDPOINT)),flink-start,)
+else ifeq ($(RUNNER),direct)
+RUNNER_ARGS :=
+RUNNER_NEEDS :=
+else
+$(error RUNNER=$(RUNNER): use RUNNER=direct or RUNNER=flink)
+endif
+
+run: venv es-start $(RUNNER_NEEDS) ## Run the dedup job (demo corpus by default; INPUT=... OUTPUT=... ARGS=... RUNNER=flink)
 	$(PY) -m pipelines.dedup --input $(call shq,$(INPUT)) --output $(call shq,$(OUTPUT)) \
-	  --es_url $(call shq,$(ES_URL)) --es_index $(call shq,$(ES_INDEX)) $(ARGS)
+	  --es_url $(call shq,$(ES_URL)) --es_index $(call shq,$(ES_INDEX)) $(RUNNER_ARGS) $(ARGS)
 	@if [ -n "$(GOLD)" ]; then $(PY) -m pipelines.evaluate --duplicates $(call shq,$(OUTPUT)/duplicates) --gold $(call shq,$(GOLD)); fi
 	@echo "outputs under $(OUTPUT): duplicates/ groups/ unit_matches/ units/ (Parquet + JSONL), dead_letter/ (JSONL), summary.json, report.html"
 
 browser: ## Install Debian's Chromium (the HTML report test opens the report in it)
 	@scripts/install-chromium.sh >/dev/null
 
-test: venv services browser ## Run the whole test suite against the live local services (two steps)
+test: venv services flink-start browser ## Run the whole test suite against the live local services (two steps)
 	$(PY) -m pytest tests -m "not reliability" $(PYTEST_ARGS)
 	$(PY) -m pytest tests -m reliability $(PYTEST_ARGS)
 

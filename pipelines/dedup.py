@@ -6,7 +6,7 @@
 DAG (each name is a step of the Beam graph):
 
     ReadCorpus -> DropDuplicateIds -> CleanText -> DetectLanguage -> SplitUnits -> WriteUnits
-    SplitUnits -> UnitsToMatch -> KeyForEmbedding -> SpreadUnits -> Embed -> IndexVectors -> RefreshIndex
+    SplitUnits -> UnitsToMatch -> KeyForEmbedding -> Embed (fixed groups) -> IndexVectors -> RefreshIndex
                                                (force-merge) -> KnnSearch (queries: Embed -> ForMatching) --+
                                \-> MinHashLSH<Type> (Signatures -> Candidates -> VerifyJaccard) ---------+
                                                                                                         v
@@ -24,10 +24,11 @@ import logging
 import sys
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions
 
 from pipelines.options import DedupOptions, beam_help, check_arguments, count_input_files, job_help
-from pipelines.runner import choose_runner, is_direct, local_torch_threads, progress_workers
+from pipelines.runner import (absolute_paths, choose_runner, close_job_streams, default_process_environment, is_direct, local_torch_threads,
+                              progress_workers)
 from transforms.elasticsearch_io import PointAlias, RefreshIndex, WriteToElasticsearch, check_cluster, resolve_target
 from transforms.embed import EmbedTexts, model_info
 from transforms.ingest import DropDuplicateIds, ReadCorpus
@@ -153,10 +154,9 @@ def build_pipeline(p: beam.Pipeline, opts: DedupOptions, es=None, mode: str = "f
             ("id", u["unit_id"]), ("settings", settings[u["unit_type"]]), ("bands", u["bands"]),
             ("shingles", shingles_to_text(u["ids"])), ("model", opts.model), ("model_hash", model_hash)), u["text"])
 
-    # Spread units over the workers before the costly step: fused with the read, embedding would be
-    # split by documents (uneven sizes; on Dataflow, no more parallel than the input's splits).
-    keyed = (signed | "KeyForEmbedding" >> beam.Map(embedding_key)
-             | "SpreadUnits" >> beam.Reshuffle())
+    # Embed deals the units into fixed groups (one encode call each, the same on every runner): that
+    # shuffle also spreads them over the workers, unfused from the read.
+    keyed = signed | "KeyForEmbedding" >> beam.Map(embedding_key)
     to_embed = beam.pvalue.AsSingleton(signed | "CountToEmbed" >> beam.combiners.Count.Globally())
     vectors = (keyed
                | "Embed" >> EmbedTexts(opts.model, batch_size=opts.embed_batch_size, min_batch_size=opts.embed_min_batch,
@@ -370,6 +370,12 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
     options = PipelineOptions(argv)
     opts = options.view_as(DedupOptions)
     opts.validate_job()
+    # The run id names the input as given; the workers (other processes on a portable runner) get
+    # absolute paths.
+    opts.run_id = opts.run_id or default_run_id(opts)
+    absolute_paths(opts)
+    if default_process_environment(options):
+        _LOG.info("PROCESS environment: SDK workers start with %s", options.view_as(PortableOptions).environment_config)
     input_files = count_input_files(opts.input) if opts.input else {}
     for pattern, n in input_files.items():
         _LOG.info("input %s: %d file(s)", pattern, n)
@@ -396,7 +402,10 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
     build_pipeline(pipeline, opts, es=es, mode=mode, input_files=input_files,
                    workers=progress_workers(options), local=is_direct(options))
     result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        result.wait_until_finish()
+    finally:
+        close_job_streams(result)
     return result
 
 

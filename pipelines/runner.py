@@ -65,3 +65,65 @@ def progress_workers(options: PipelineOptions) -> int:
     import os
     workers = direct.direct_num_workers or 1
     return workers if workers > 0 else (os.cpu_count() or 1)
+
+
+def is_local_path(path: str) -> bool:
+    """True for a path on this machine's file system (no scheme such as gs://)."""
+    return bool(path) and "://" not in path
+
+
+def absolute_paths(opts) -> list[str]:
+    """Makes the job's local --input, --output (and a local --model directory) absolute, in place.
+
+    On a portable runner the workers are other processes, started by the engine in its own folder
+    (a Flink TaskManager's): a relative path would be read or written there — an input read as empty
+    and a job that still succeeds. Returns the option names changed.
+    """
+    import os
+
+    changed = []
+    for name in ("input", "output"):
+        value = getattr(opts, name)
+        if is_local_path(value) and not os.path.isabs(value):
+            setattr(opts, name, os.path.abspath(value))
+            changed.append(name)
+    if opts.model and not os.path.isabs(opts.model) and os.path.isdir(opts.model):
+        opts.model = os.path.abspath(opts.model)
+        changed.append("model")
+    return changed
+
+
+BOOT_COMMAND = "scripts/flink-sdk-boot"
+
+
+def default_process_environment(options: PipelineOptions) -> bool:
+    """With --environment_type=PROCESS and no --environment_config, points the runner at this
+    repository's boot program (pipelines/process_worker.py) and this interpreter, so the engine's
+    workers run the same code and packages as the launcher. Returns True when it set the config."""
+    import json
+    import os
+    import sys
+
+    from apache_beam.options.pipeline_options import PortableOptions
+
+    portable = options.view_as(PortableOptions)
+    if (portable.environment_type or "").upper() != "PROCESS" or portable.environment_config:
+        return False
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    portable.environment_config = json.dumps(
+        {"command": os.path.join(repo, BOOT_COMMAND), "env": {"NEAR_DUP_PYTHON": sys.executable}})
+    return True
+
+
+def close_job_streams(result) -> None:
+    """Cancels the job-service streams a PortableRunner result still reads from.
+
+    Beam's PortableRunner leaves a daemon thread reading the job's message stream after the job
+    ends; at interpreter exit gRPC's threads are then torn down under it and the process aborts
+    ("terminate called without an active exception", exit 134) after a successful job.
+    """
+    for name in ("_message_stream", "_state_stream"):
+        stream = getattr(result, name, None)
+        cancel = getattr(stream, "cancel", None)
+        if callable(cancel):
+            cancel()

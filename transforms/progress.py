@@ -12,7 +12,7 @@ In a local run (`local=True`) the line goes straight to the process's stderr, so
 terminal from the DirectRunner's worker subprocesses too (their log records travel to the runner as
 protobuf dumps); elsewhere it is an ordinary INFO log record of the worker. With several local
 workers each reports its own share: the line gives the worker's count and rate and the estimate for
-all workers, which holds because the units are spread evenly (SpreadUnits).
+all workers, which holds because the units are spread evenly (Embed deals them into groups by a hash).
 """
 from __future__ import annotations
 

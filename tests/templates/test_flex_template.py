@@ -77,7 +77,7 @@ STABLE_STEPS = [  # top-level step names of the Dataflow graph: renaming one bre
     "AsSignatures", "AwaitTemplates", "CleanText", "DetectLanguage", "DocumentSignatures", "DocumentVectors", "DropDuplicateIds", "DropFramePassages",
     "DuplicateGroups", "Embed", "EmbedProgress", "FindTemplates", "ForMatching", "IndexVectors", "KeyForEmbedding", "KnnProgress", "KnnSearch", "MergeSignals", "MinHashSign", "PassagePairs",
     "PointAlias", "RawHash", "ReadCorpus", "ReadProgress", "ReconcileSources", "RefreshIndex", "RollUp", "RunReport", "SignedWithShingles",
-    "SplitUnits", "SpreadUnits", "TemplateKeys", "TemplateUnits", "UnitsByType", "UnitsToMatch", "WithMetadata",
+    "SplitUnits", "TemplateKeys", "TemplateUnits", "UnitsByType", "UnitsToMatch", "WithMetadata",
     "WriteDeadLetters", "WriteDuplicates", "WriteGroups", "WriteSummary", "WriteTemplates", "WriteUnitMatches",
     "WriteUnits",
 ]

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# A Flink 1.19 session cluster (one JobManager, two TaskManagers, each its own JVM) and Beam's Flink
+# job server, all on 127.0.0.1, from Maven Central jars (scripts/services/flink/pom.xml).
+# Usage: flink.sh install|start|wait|stop|status|endpoint|boot|worker-logs
+# Env: FLINK_TASKMANAGERS (2), FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), FLINK_JOB_PORT (8099;
+#      the artifact and expansion services take the two ports below it), FLINK_TM_PROCESS (1280m),
+#      FLINK_JAVA_HOME (Java 17), SERVICES_DIR.
+#
+# The job runs on it with --runner=PortableRunner --job_endpoint=$(flink.sh endpoint)
+# --environment_type=PROCESS --environment_config='{"command": "<repo>/scripts/flink-sdk-boot"}':
+# every TaskManager starts its own Python SDK worker process from this repository's virtualenv.
+# Known-good pair: Beam Python SDK 2.77 (requirements.txt) with Beam's Flink job server 2.62.0 on
+# Flink 1.19.0 (2.62.0 is the newest job server whose dependencies all resolve on Maven Central).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+BEAM_FLINK_VERSION=2.62.0   # keep in step with flink/pom.xml
+TASKMANAGERS="${FLINK_TASKMANAGERS:-2}"
+REST_PORT="${FLINK_REST_PORT:-8081}"
+RPC_PORT="${FLINK_RPC_PORT:-6123}"
+JOB_PORT="${FLINK_JOB_PORT:-8099}"
+TM_PROCESS="${FLINK_TM_PROCESS:-1280m}"
+HOME_DIR="$SERVICES_DIR/flink-$BEAM_FLINK_VERSION"
+LIB="$HOME_DIR/lib"
+CONF="$HOME_DIR/conf"
+POM="$REPO_ROOT/scripts/services/flink/pom.xml"
+REST="http://127.0.0.1:$REST_PORT"
+# Flink's own Java 17 module flags (its env.java.opts.all default).
+JAVA_OPENS=(--add-exports=java.base/sun.net.util=ALL-UNNAMED --add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED
+  --add-exports=java.security.jgss/sun.security.krb5=ALL-UNNAMED)
+for pkg in java.lang java.net java.io java.nio sun.nio.ch java.lang.reflect java.text java.time java.util \
+           java.util.concurrent java.util.concurrent.atomic java.util.concurrent.locks; do
+  JAVA_OPENS+=("--add-opens=java.base/$pkg=ALL-UNNAMED")
+done
+
+find_java() {
+  if [[ -n "${FLINK_JAVA_HOME:-}" ]]; then echo "$FLINK_JAVA_HOME"; return; fi
+  for j in /usr/lib/jvm/java-17-openjdk-amd64 /usr/lib/jvm/java-17-openjdk-arm64; do
+    [[ -x "$j/bin/java" ]] && { echo "$j"; return; }
+  done
+  command -v java >/dev/null || { log "no Java found: install Java 17 (apt-get install openjdk-17-jre-headless) or set FLINK_JAVA_HOME"; exit 1; }
+  dirname "$(dirname "$(readlink -f "$(command -v java)")")"
+}
+
+install() {
+  if [[ -f "$LIB/.complete" ]]; then log "flink job server $BEAM_FLINK_VERSION already installed in $HOME_DIR"; write_conf; return 0; fi
+  command -v mvn >/dev/null || { log "Maven (mvn) is needed to fetch the Flink job server from Maven Central: install it (apt-get install maven)"; exit 1; }
+  log "fetching org.apache.beam:beam-runners-flink-1.19:$BEAM_FLINK_VERSION and its dependencies (~150 MB) into $LIB"
+  rm -rf "$LIB"; mkdir -p "$LIB"
+  mvn -B -q -f "$POM" dependency:copy-dependencies -DoutputDirectory="$LIB" -DincludeScope=runtime >&2
+  touch "$LIB/.complete"
+  write_conf
+}
+
+write_conf() {
+  mkdir -p "$CONF" "$HOME_DIR/tmp" "$HOME_DIR/artifacts" "$HOME_DIR/log"
+  cat > "$CONF/flink-conf.yaml" <<EOF
+# Written by scripts/services/flink.sh; every address is loopback.
+jobmanager.rpc.address: 127.0.0.1
+jobmanager.rpc.port: $RPC_PORT
+jobmanager.bind-host: 127.0.0.1
+jobmanager.memory.process.size: 800m
+rest.address: 127.0.0.1
+rest.bind-address: 127.0.0.1
+rest.port: $REST_PORT
+taskmanager.host: 127.0.0.1
+taskmanager.bind-host: 127.0.0.1
+taskmanager.numberOfTaskSlots: 1
+taskmanager.memory.process.size: $TM_PROCESS
+taskmanager.memory.network.min: 128m
+taskmanager.memory.network.max: 128m
+taskmanager.memory.managed.size: 192m
+taskmanager.network.sort-shuffle.min-buffers: 64
+cluster.evenly-spread-out-slots: true
+# Beam's runner classes come from the cluster's classpath, not from each job's jar: only then does the
+# runner keep an SDK worker process alive between the tasks of a job (it tears the environment down
+# after every task when its classes live in a job class loader: a Python start per task).
+classloader.resolve-order: parent-first
+parallelism.default: $TASKMANAGERS
+io.tmp.dirs: $HOME_DIR/tmp
+blob.server.port: 0
+taskmanager.rpc.port: 0
+taskmanager.data.port: 0
+metrics.internal.query-service.port: 0
+EOF
+}
+
+# classpath: Flink's runtime and Beam's Flink runner (the job server's and the cluster's).
+classpath() { find "$LIB" -name '*.jar' | sort | paste -sd: -; }
+
+# launch NAME MAIN_CLASS "JVM OPTIONS" CLASSPATH [ARGS...]: one JVM in the background, pid and log under $SERVICES_DIR.
+# -Xss16m: the job's graph (~300 Beam steps) is Java-serialised recursively on submission and
+# deployment; the default 1 MB thread stack overflows (java.lang.StackOverflowError, job FAILED).
+launch() {
+  local name="$1" main="$2" cp="$4" jvm; read -r -a jvm <<< "$3"; shift 4
+  if pid_alive "$name"; then log "$name already running"; return 0; fi
+  local java_home; java_home="$(find_java)"
+  # SDK worker processes (pipelines/process_worker.py) write their output here.
+  export NEAR_DUP_WORKER_LOGS="$HOME_DIR/log/workers"
+  setsid bash -c 'cd "$1" && echo $$ > "$2" && shift 2 && exec "$@"' _ "$HOME_DIR" "$SERVICES_DIR/$name.pid" \
+    "$java_home/bin/java" "${jvm[@]}" -Xss16m "${JAVA_OPENS[@]}" -Djava.io.tmpdir="$HOME_DIR/tmp" \
+    -Dlog.file="$HOME_DIR/log/$name.log" -cp "$cp" "$main" "$@" \
+    > "$SERVICES_DIR/$name.log" 2>&1 < /dev/null &
+}
+
+# memory_params CLASSPATH COMMAND -> two lines: the JVM options, then the "-D key=value" settings.
+memory_params() {
+  local out; out="$("$(find_java)/bin/java" -cp "$1" org.apache.flink.runtime.util.bash.BashJavaUtils "$2" \
+    --configDir "$CONF" 2>&1)" || { log "flink memory settings rejected:"; grep -m3 Exception <<< "$out" >&2; exit 1; }
+  grep '^BASH_JAVA_UTILS_EXEC_RESULT:' <<< "$out" | tail -n 2 | sed 's/^BASH_JAVA_UTILS_EXEC_RESULT://'
+}
+
+start() {
+  install
+  local cp; cp="$(classpath)"
+  log "starting flink 1.19 (1 JobManager, $TASKMANAGERS TaskManagers) on $REST and the Beam job server on 127.0.0.1:$JOB_PORT"
+  launch flink-jobmanager org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint -Xmx512m "$cp" \
+    --configDir "$CONF"
+  # The JVM limits and memory settings Flink derives from taskmanager.memory.process.size (what
+  # Flink's own taskmanager.sh does with BashJavaUtils).
+  local params; params="$(memory_params "$cp" GET_TM_RESOURCE_PARAMS)"
+  local jvm_opts dynamic; jvm_opts="$(sed -n 1p <<< "$params")"; dynamic="$(sed -n 2p <<< "$params")"
+  for i in $(seq 1 "$TASKMANAGERS"); do
+    # shellcheck disable=SC2086  # $dynamic is a list of "-D key=value" words
+    launch "flink-taskmanager$i" org.apache.flink.runtime.taskexecutor.TaskManagerRunner "$jvm_opts" "$cp" \
+      --configDir "$CONF" -D taskmanager.resource-id="tm$i" $dynamic
+  done
+  launch flink-jobserver org.apache.beam.runners.flink.FlinkJobServerDriver -Xmx512m "$cp" \
+    --flink-master="127.0.0.1:$REST_PORT" --flink-conf-dir="$CONF" --job-host=127.0.0.1 --job-port="$JOB_PORT" \
+    --artifact-port="$((JOB_PORT - 1))" --expansion-port="$((JOB_PORT - 2))" --artifacts-dir="$HOME_DIR/artifacts"
+  sleep 2  # the pid files are written by the launched shells
+  wait_ready
+}
+
+# wait_ready: the REST API lists every TaskManager and the job server accepts connections.
+wait_ready() {
+  local timeout="${FLINK_START_TIMEOUT:-180}" start=$SECONDS n=0
+  while (( SECONDS - start < timeout )); do
+    for name in flink-jobmanager flink-jobserver $(seq -f 'flink-taskmanager%g' 1 "$TASKMANAGERS"); do
+      if ! pid_alive "$name"; then
+        log "$name exited during start-up; last log lines:"; tail -n 40 "$SERVICES_DIR/$name.log" >&2 || true; return 1
+      fi
+    done
+    n="$(curl -fsS --max-time 5 "$REST/taskmanagers" 2>/dev/null | "$PYTHON" -c \
+      'import json,sys; print(len(json.load(sys.stdin)["taskmanagers"]))' 2>/dev/null || echo 0)"
+    if (( n >= TASKMANAGERS )) && (exec 3<>"/dev/tcp/127.0.0.1/$JOB_PORT") 2>/dev/null; then
+      log "flink healthy after $((SECONDS - start)) s: $n TaskManagers registered, job server on 127.0.0.1:$JOB_PORT"
+      return 0
+    fi
+    sleep 1
+  done
+  log "flink not ready after ${timeout} s ($n of $TASKMANAGERS TaskManagers); logs: $SERVICES_DIR/flink-*.log"
+  return 1
+}
+
+stop() {
+  stop_pid flink-jobserver
+  for i in $(seq 1 "$TASKMANAGERS"); do stop_pid "flink-taskmanager$i"; done
+  stop_pid flink-jobmanager
+}
+
+status() {
+  local all=running
+  for name in flink-jobmanager flink-jobserver $(seq -f 'flink-taskmanager%g' 1 "$TASKMANAGERS"); do
+    pid_alive "$name" || all=stopped
+  done
+  echo "$all"
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) start ;;
+  wait) wait_ready ;;
+  stop) stop ;;
+  status) status ;;
+  endpoint) echo "localhost:$JOB_PORT" ;;
+  boot) echo "$REPO_ROOT/scripts/flink-sdk-boot" ;;
+  worker-logs) echo "$HOME_DIR/log/workers" ;;
+  *) echo "usage: $0 install|start|wait|stop|status|endpoint|boot|worker-logs" >&2; exit 2 ;;
+esac

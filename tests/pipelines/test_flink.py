@@ -1,0 +1,121 @@
+"""The unchanged job on a real Flink cluster (scripts/services/flink.sh: one JobManager, two
+TaskManagers, Beam's Flink job server, all on 127.0.0.1) against the DirectRunner."""
+import os
+import re
+import uuid
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.dedup import run
+from pipelines.runner import close_job_streams, default_process_environment
+from transforms.report import read_summary
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "demo" / "corpus.jsonl"
+SERVICES_DIR = Path(os.environ.get("SERVICES_DIR", REPO / ".services"))
+
+
+def _flink(*args):
+    import subprocess
+    return subprocess.run(["bash", str(REPO / "scripts" / "services" / "flink.sh"), *args],
+                          capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def flink_endpoint():
+    """The job server of the local cluster (started by `make test`; started here when run alone)."""
+    if _flink("status").stdout.strip() != "running":
+        started = _flink("start")
+        if started.returncode != 0:
+            if os.environ.get("CI"):
+                pytest.fail(f"Flink did not start:\n{started.stderr[-3000:]}")
+            pytest.skip(f"Flink not available here: {started.stderr.strip().splitlines()[-1:]}")
+    return _flink("endpoint").stdout.strip()
+
+
+def flink_args(endpoint, job_name):
+    return ["--runner=PortableRunner", f"--job_endpoint={endpoint}", "--environment_type=PROCESS",
+            "--environment_cache_millis=60000", "--parallelism=2", f"--job_name={job_name}"]
+
+
+def table_bytes(out: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("part-*"))}
+
+
+def index_documents(es_client, index) -> list[dict]:
+    es_client.indices.refresh(index=index)
+    hits = es_client.search(index=index, size=10_000, track_total_hits=True)["hits"]
+    assert hits["total"]["value"] == len(hits["hits"])
+    return sorted(({"_id": h["_id"], **h["_source"]} for h in hits["hits"]), key=lambda d: d["_id"])
+
+
+def worker_parents(job_name) -> dict[int, int]:
+    """{SDK worker pid: pid of the process that started it} for the workers of `job_name`, from
+    the first lines of the worker logs (pipelines/process_worker.py)."""
+    found = {}
+    for log in Path(_flink("worker-logs").stdout.strip()).glob("sdk-worker-*.log"):
+        first = log.read_text(errors="replace").partition("\n")[0]
+        match = re.fullmatch(r"near-dup: SDK worker \S+ \(pid (\d+), started by pid (\d+)\) starting for job (\S+)", first)
+        if match and match.group(3) == job_name:
+            found[int(match.group(1))] = int(match.group(2))
+    return found
+
+
+def taskmanager_pids() -> set[int]:
+    return {int(p.read_text()) for p in SERVICES_DIR.glob("flink-taskmanager*.pid")}
+
+
+def test_demo_on_flink_gives_the_direct_runners_tables_index_and_counts(flink_endpoint, es_url, es_client, tmp_path):
+    index = f"test-flink-{uuid.uuid4().hex[:8]}"
+    job_name = f"near-dup-test-{uuid.uuid4().hex[:8]}"
+    try:
+        direct, flink = tmp_path / "direct", tmp_path / "flink"
+        common = ["--input", str(DEMO), "--es_url", es_url, "--es_index", index]
+        run([*common, "--output", str(direct)])
+        direct_summary = read_summary(str(direct))
+        direct_docs = index_documents(es_client, direct_summary["es_physical_index"])
+
+        # Relative paths, as a user types them: the workers run in the TaskManagers' folder.
+        os.chdir(tmp_path)
+        run([*common, "--output", "flink", *flink_args(flink_endpoint, job_name)])
+        flink_summary = read_summary(str(flink))
+
+        assert table_bytes(flink) == table_bytes(direct)  # duplicates, groups, unit_matches, units
+        assert {p.split("/")[0] for p in table_bytes(flink)} >= {"duplicates", "groups", "unit_matches", "units"}
+        assert flink_summary["counts"] == direct_summary["counts"]
+        assert flink_summary["counts"]["duplicate_pairs"] > 0 and flink_summary["run_id"] == direct_summary["run_id"]
+        # Each run built its own blue/green slot; the documents in them are the same, vectors included.
+        assert flink_summary["es_physical_index"] != direct_summary["es_physical_index"]
+        assert index_documents(es_client, flink_summary["es_physical_index"]) == direct_docs
+        assert list(es_client.indices.get_alias(name=index)) == [flink_summary["es_physical_index"]]
+        # The work ran in SDK worker processes started by both TaskManagers (one each).
+        parents = worker_parents(job_name)
+        assert len(parents) == 2 and set(parents.values()) == taskmanager_pids() and len(taskmanager_pids()) == 2, parents
+    finally:
+        os.chdir(REPO)
+        es_client.indices.delete(index=f"{index}*", ignore_unavailable=True)
+
+
+def test_a_worker_error_fails_the_job_with_the_workers_message(flink_endpoint, tmp_path):
+    """A DoFn that raises on the engine: a failed job whose error names the exception, never a green run."""
+    options = PipelineOptions(flink_args(flink_endpoint, f"near-dup-fail-{uuid.uuid4().hex[:8]}"))
+    assert default_process_environment(options)
+
+    def explode(x):
+        if x == 3:
+            raise ValueError(f"record {x} is poisoned")
+        return x
+
+    pipeline = beam.Pipeline(options=options)
+    _ = pipeline | beam.Create(list(range(6))) | beam.Map(explode) | beam.io.WriteToText(str(tmp_path / "out"))
+    result = pipeline.run()
+    try:
+        with pytest.raises(RuntimeError, match="record 3 is poisoned"):
+            result.wait_until_finish()
+    finally:
+        close_job_streams(result)
+    assert not list(tmp_path.glob("out*"))
