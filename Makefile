@@ -11,6 +11,7 @@ ES_INDEX ?= dedup-documents
 ARGS ?=
 PYTEST_ARGS ?=
 BENCH_SIZES ?= 1000,5000,20000
+ENGINE_SIZES ?= 1000,2000
 # RUNNER=direct (in-process, default) or flink (the local Flink cluster of `make flink-start`, or the
 # job server at FLINK_ENDPOINT: the unchanged job through Beam's portable runner).
 RUNNER ?= direct
@@ -25,7 +26,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop flink-start flink-stop browser run test test-reliability evaluate lock clean bench bench-incremental bench-pipeline bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
+.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop flink-start flink-stop browser run test test-reliability evaluate lock clean bench bench-incremental bench-pipeline bench-engine bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -117,6 +118,9 @@ bench-incremental: venv es-start ## Incremental run (+5% new, 2% changed) vs ful
 
 bench-pipeline: venv es-start ## End-to-end job per stage vs bare baselines, scaling series (BENCH_SIZES)
 	$(PY) bench/pipeline_bench.py --sizes $(BENCH_SIZES) --es_url $(ES_URL) --out bench/results/pipeline.json
+
+bench-engine: venv es-start flink-start ## The job on the DirectRunner and on the local Flink cluster: wall, docs/s, summed peak memory
+	$(PY) bench/engine_bench.py --sizes $(ENGINE_SIZES) --es_url $(ES_URL) --out bench/results/engine.json
 
 bench-embed: venv ## Embedding stage in Beam vs bare length-sorted model.encode (same paragraphs, CPU)
 	$(PY) bench/embed_bench.py --texts 2000 --repeats 3 --out bench/results/embed.json

@@ -1,0 +1,175 @@
+"""The same job on the DirectRunner and on the local Flink cluster: wall time, docs/s, peak memory.
+
+    python bench/engine_bench.py --sizes 1000,2000 --es_url http://127.0.0.1:9200 \\
+        --out bench/results/engine.json
+
+Corpus: the HTML pages of Debian's libreoffice-help-es with 10% planted near-duplicates (the
+generator of bench/pipeline_bench.py). For each size, the job runs with default settings as a user
+starts it (`python -m pipelines.dedup`, its own process):
+- direct: the DirectRunner, multi_processing with one worker per core;
+- flink: `--runner=PortableRunner --environment_type=PROCESS --parallelism=2` against the cluster of
+  scripts/services/flink.sh (started first; one JobManager, two TaskManagers, the job server).
+Memory is the peak of the summed PSS (shared pages counted once) of every process of the run,
+sampled every 0.2 s: the launcher and its children, and for Flink also the JobManager, the
+TaskManagers with the SDK worker processes they start, and the job server. The Flink cluster's idle
+PSS before the job is reported beside it. The duplicates/ tables of both runners are compared byte
+for byte (the same pairs, scores and evidence).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _results import write_result  # noqa: E402
+from pipeline_bench import corpus  # noqa: E402
+from prep_bench import fetch_pages  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FLINK = REPO / "scripts" / "services" / "flink.sh"
+SERVICES_DIR = Path(os.environ.get("SERVICES_DIR", REPO / ".services"))
+FLINK_PROCESSES = ("flink-jobmanager", "flink-taskmanager1", "flink-taskmanager2", "flink-jobserver")
+
+
+def _pss_and_parents() -> tuple[dict[int, int], dict[int, int]]:
+    pss, parents = {}, {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parents[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                pss[int(pid)] = next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
+        except (OSError, IndexError, ValueError, StopIteration):
+            continue
+    return pss, parents
+
+
+def tree_pss(roots: dict[str, int]) -> dict[str, int]:
+    """{root name: summed PSS of that process and its descendants}."""
+    pss, parents = _pss_and_parents()
+    owner = {pid: name for name, pid in roots.items()}
+    out = dict.fromkeys(roots, 0)
+    for pid, size in pss.items():
+        p, hops = pid, 0
+        while p and p not in owner and hops < 50:
+            p, hops = parents.get(p, 0), hops + 1
+        if p in owner:
+            out[owner[p]] += size
+    return out
+
+
+class Sampler(threading.Thread):
+    """Peak of the summed PSS of the process trees in `roots` (a callable: name -> pid)."""
+
+    def __init__(self, roots, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.roots, self.interval = roots, interval
+        self.peak, self.at_peak, self.stopped = 0, {}, threading.Event()
+
+    def run(self):
+        while not self.stopped.is_set():
+            per = tree_pss(self.roots())
+            if sum(per.values()) > self.peak:
+                self.peak, self.at_peak = sum(per.values()), per
+            time.sleep(self.interval)
+
+    def stop(self) -> int:
+        self.stopped.set()
+        self.join()
+        return self.peak
+
+
+def flink_pids() -> dict[str, int]:
+    return {name: int((SERVICES_DIR / f"{name}.pid").read_text()) for name in FLINK_PROCESSES
+            if (SERVICES_DIR / f"{name}.pid").exists()}
+
+
+def run_job(runner: str, inp: str, out: str, es_url: str, workers: int) -> dict:
+    index = f"bench-engine-{uuid.uuid4().hex[:6]}"
+    argv = [sys.executable, "-m", "pipelines.dedup", "--input", inp, "--output", out, "--es_url", es_url,
+            "--es_index", index, "--report_top", "0"]
+    if runner == "direct":
+        argv += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+    else:
+        endpoint = subprocess.run(["bash", str(FLINK), "endpoint"], capture_output=True, text=True).stdout.strip()
+        argv += ["--runner=PortableRunner", f"--job_endpoint={endpoint}", "--environment_type=PROCESS",
+                 "--environment_cache_millis=60000", f"--parallelism={workers}"]
+    idle = sum(tree_pss(flink_pids()).values()) if runner == "flink" else 0
+    log = open(f"{out}.log", "w")
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    roots = (lambda: {"launcher": proc.pid, **flink_pids()}) if runner == "flink" else (lambda: {"launcher": proc.pid})
+    sampler = Sampler(roots)
+    sampler.start()
+    rc = proc.wait()
+    wall = time.perf_counter() - start
+    peak = sampler.stop()
+    log.close()
+    from elasticsearch import Elasticsearch
+    Elasticsearch(es_url).indices.delete(index=f"{index}*", ignore_unavailable=True)
+    if rc != 0:
+        raise RuntimeError(f"{runner} run failed (rc {rc}); see {out}.log")
+    summary = json.loads(Path(out, "summary.json").read_text())
+    return {"wall_s": round(wall, 1), "peak_mb": round(peak / 2**20), "idle_cluster_mb": round(idle / 2**20),
+            "peak_by_process_mb": {k: round(v / 2**20) for k, v in sampler.at_peak.items()},
+            "duplicate_pairs": summary["counts"]["duplicate_pairs"], "units": summary["counts"]["units"]}
+
+
+def table_bytes(out: str, table: str) -> dict[str, bytes]:
+    return {str(f.relative_to(out)): f.read_bytes() for f in sorted(Path(out, table).glob("part-*"))}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,2000")
+    ap.add_argument("--runners", default="direct,flink")
+    ap.add_argument("--workers", type=int, default=2, help="DirectRunner workers and Flink parallelism")
+    ap.add_argument("--es_url", default="http://127.0.0.1:9200")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args()
+    runners = args.runners.split(",")
+    if "flink" in runners:
+        subprocess.run(["bash", str(FLINK), "start"], check=True)
+    tmp = tempfile.mkdtemp(prefix="engine-bench-")
+    pages = fetch_pages(tmp)
+    results = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        inp = os.path.join(tmp, f"corpus-{n}.jsonl")
+        with open(inp, "w", encoding="utf-8") as f:
+            for d in corpus(pages, n):
+                f.write(json.dumps(d, ensure_ascii=False) + "\n")
+        row = {"docs": n}
+        for runner in runners:
+            out = os.path.join(tmp, f"out-{runner}-{n}")
+            res = run_job(runner, inp, out, args.es_url, args.workers)
+            res["docs_per_s"] = round(n / res["wall_s"], 2)
+            row[runner] = res
+            print(f"{n:>6} docs  {runner:<6} wall {res['wall_s']:>7.1f} s  {res['docs_per_s']:>6.2f} docs/s  "
+                  f"peak {res['peak_mb']:>6} MB (cluster idle {res['idle_cluster_mb']} MB)  "
+                  f"pairs {res['duplicate_pairs']}  {res['peak_by_process_mb']}", flush=True)
+        if len(runners) == 2:
+            a, b = (os.path.join(tmp, f"out-{r}-{n}") for r in runners)
+            row["same_tables"] = {t: table_bytes(a, t) == table_bytes(b, t) for t in ("duplicates", "groups", "unit_matches")}
+            row["flink_over_direct_wall"] = round(row["flink"]["wall_s"] / row["direct"]["wall_s"], 2)
+            row["flink_over_direct_peak"] = round(row["flink"]["peak_mb"] / row["direct"]["peak_mb"], 2)
+            print(f"{n:>6} docs  same tables: {row['same_tables']}  flink/direct wall {row['flink_over_direct_wall']}, "
+                  f"peak {row['flink_over_direct_peak']}", flush=True)
+        results.append(row)
+    write_result({"benchmark": "engine", "results": results, "workers": args.workers,
+                  "note": "one run per size and runner on a shared 2-core machine: upper bounds"}, args.out)
+
+
+if __name__ == "__main__":
+    main()
