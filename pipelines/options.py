@@ -98,9 +98,11 @@ class DedupOptions(PipelineOptions):
                        help="fp32; bf16 (fast mode: ~2x on CPUs with native bf16, detected; falls back to fp32 "
                             "with a warning elsewhere); auto: bf16 where the CPU has it")
         g.add_argument("--embed_min_batch", type=int, default=1024,
-                       help="Fewest texts handed to one model.encode call by RunInference (length-sorted inside)")
+                       help="Texts per model.encode call: units are dealt into groups of about this many by a "
+                            "stable hash, each group one call (length-sorted inside), so vectors are the same on "
+                            "every runner")
         g.add_argument("--embed_max_batch", type=int, default=4096,
-                       help="Most texts handed to one model.encode call by RunInference")
+                       help="Most texts handed to one model.encode call (a larger group is split)")
         g.add_argument("--long_texts", default="chunk", choices=("chunk", "truncate"),
                        help="Texts longer than the model's window: chunk and mean-pool the windows, or "
                             "truncate to the first window (both counted: embed/long_texts)")

@@ -355,10 +355,14 @@ class _EncodeGroupsHandler(ModelHandler[list, PredictionResult, Any]):
         return self.inner.load_model()
 
     def run_inference(self, batch, model, inference_args=None) -> Iterable[PredictionResult]:
-        out = []
+        out, most = [], max(1, self.inner.max_batch_size)
         for group in batch:
-            results = self.inner.run_inference([text for _, text in group], model)
-            out.append(PredictionResult(group, [(key, r.inference) for (key, _), r in zip(group, results)]))
+            vectors = []
+            for start in range(0, len(group), most):  # the group is sorted: the same pieces every time
+                piece = group[start:start + most]
+                results = self.inner.run_inference([text for _, text in piece], model)
+                vectors.extend((key, r.inference) for (key, _), r in zip(piece, results))
+            out.append(PredictionResult(group, vectors))
         return out
 
     def get_num_bytes(self, batch) -> int:

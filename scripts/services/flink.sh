@@ -76,6 +76,11 @@ cluster.evenly-spread-out-slots: true
 classloader.resolve-order: parent-first
 parallelism.default: $TASKMANAGERS
 io.tmp.dirs: $HOME_DIR/tmp
+# The SDK workers keep every core busy while they embed: the JVMs' RPCs (task deployment, heartbeats)
+# then wait for CPU. Flink's 10 s ask timeout failed a 1,000-page job on 2 cores ("Ask timed out ...
+# submitTask"); the timeouts below are for a loaded machine, not a slow network.
+pekko.ask.timeout: 120 s
+heartbeat.timeout: 300000
 blob.server.port: 0
 taskmanager.rpc.port: 0
 taskmanager.data.port: 0
