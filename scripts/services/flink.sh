@@ -3,7 +3,7 @@
 # job server, all on 127.0.0.1, from Maven Central jars (scripts/services/flink/pom.xml).
 # Usage: flink.sh install|start|wait|stop|status|endpoint|boot|worker-logs
 # Env: FLINK_TASKMANAGERS (2), FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), FLINK_JOB_PORT (8099;
-#      the artifact and expansion services take the two ports below it), FLINK_TM_PROCESS (1280m),
+#      the artifact and expansion services take the two ports below it), FLINK_TM_PROCESS (2048m),
 #      FLINK_JAVA_HOME (Java 17), SERVICES_DIR.
 #
 # The job runs on it with --runner=PortableRunner --job_endpoint=$(flink.sh endpoint)
@@ -17,7 +17,7 @@ TASKMANAGERS="${FLINK_TASKMANAGERS:-2}"
 REST_PORT="${FLINK_REST_PORT:-8081}"
 RPC_PORT="${FLINK_RPC_PORT:-6123}"
 JOB_PORT="${FLINK_JOB_PORT:-8099}"
-TM_PROCESS="${FLINK_TM_PROCESS:-1280m}"
+TM_PROCESS="${FLINK_TM_PROCESS:-2048m}"
 HOME_DIR="$SERVICES_DIR/flink-$BEAM_FLINK_VERSION"
 LIB="$HOME_DIR/lib"
 CONF="$HOME_DIR/conf"
@@ -67,7 +67,10 @@ taskmanager.numberOfTaskSlots: 1
 taskmanager.memory.process.size: $TM_PROCESS
 taskmanager.memory.network.min: 128m
 taskmanager.memory.network.max: 128m
-taskmanager.memory.managed.size: 192m
+# Managed memory is what the batch sorters of GroupByKey get; every operator of the job (~150
+# sorting ones in the default job) shares one slot's: 192m failed a 1,000-page job ("Too little
+# memory provided to sorter").
+taskmanager.memory.managed.size: 768m
 taskmanager.network.sort-shuffle.min-buffers: 64
 cluster.evenly-spread-out-slots: true
 # Beam's runner classes come from the cluster's classpath, not from each job's jar: only then does the
@@ -81,6 +84,10 @@ io.tmp.dirs: $HOME_DIR/tmp
 # submitTask"); the timeouts below are for a loaded machine, not a slow network.
 pekko.ask.timeout: 120 s
 heartbeat.timeout: 300000
+# Every operator of a job shares the slot's managed memory, so each sorter's buffer is small (~480 KB
+# for the default job); a row bigger than that (a long page's units/ row) failed a GroupByKey ("The
+# record exceeds the maximum size of a sort buffer"). Large records are spilled instead.
+taskmanager.runtime.large-record-handler: true
 blob.server.port: 0
 taskmanager.rpc.port: 0
 taskmanager.data.port: 0
