@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _results import write_result  # noqa: E402
-from pipeline_bench import corpus  # noqa: E402
+from pipeline_bench import corpus, pss_and_parents  # noqa: E402
 from prep_bench import fetch_pages  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,24 +40,9 @@ SERVICES_DIR = Path(os.environ.get("SERVICES_DIR", REPO / ".services"))
 FLINK_PROCESSES = ("flink-jobmanager", "flink-taskmanager1", "flink-taskmanager2", "flink-jobserver")
 
 
-def _pss_and_parents() -> tuple[dict[int, int], dict[int, int]]:
-    pss, parents = {}, {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                parents[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                pss[int(pid)] = next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
-        except (OSError, IndexError, ValueError, StopIteration):
-            continue
-    return pss, parents
-
-
 def tree_pss(roots: dict[str, int]) -> dict[str, int]:
     """{root name: summed PSS of that process and its descendants}."""
-    pss, parents = _pss_and_parents()
+    pss, parents = pss_and_parents()
     owner = {pid: name for name, pid in roots.items()}
     out = dict.fromkeys(roots, 0)
     for pid, size in pss.items():

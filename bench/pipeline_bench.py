@@ -90,6 +90,23 @@ def corpus(pages: list[str], n: int, seed: int = 7) -> list[dict]:
     return docs
 
 
+def pss_and_parents() -> tuple[dict[int, int], dict[int, int]]:
+    """({pid: PSS bytes}, {pid: parent pid}) of every readable process, from /proc. PSS splits shared
+    pages among their users, so a sum over processes counts libraries and model pages once."""
+    pss, parents = {}, {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parents[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                pss[int(pid)] = next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
+        except (OSError, IndexError, ValueError, StopIteration):
+            continue
+    return pss, parents
+
+
 class RssSampler(threading.Thread):
     """Peak memory of this process and all its descendants, sampled from /proc: the sum of their
     proportional set sizes (PSS), so libraries and model pages shared by the workers count once.
@@ -113,17 +130,7 @@ class RssSampler(threading.Thread):
 
     @staticmethod
     def tree_pss() -> dict:
-        parents, rss = {}, {}
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    parents[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{pid}/smaps_rollup") as f:  # PSS: shared pages split among their users
-                    rss[int(pid)] = next(int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:"))
-            except (OSError, IndexError, ValueError, StopIteration):
-                continue
+        rss, parents = pss_and_parents()
         me, out = os.getpid(), {}
         for pid in rss:
             p, hops = pid, 0
