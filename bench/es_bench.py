@@ -27,11 +27,11 @@ import numpy as np  # noqa: E402
 from elasticsearch import Elasticsearch, helpers  # noqa: E402
 
 from pipelines.runner import OfflineDirectRunner  # noqa: E402
-from transforms.elasticsearch_io import (INDEX_OPTION_TYPES, EsConfig, RefreshIndex, WriteToElasticsearch,  # noqa: E402
+from transforms.io.elasticsearch_store import (INDEX_OPTION_TYPES, EsConfig, RefreshIndex, WriteToElasticsearch,  # noqa: E402
                                          ensure_index, to_action)
-from transforms.embed import SentenceTransformerHandler  # noqa: E402
-from transforms.knn import KnnDuplicates  # noqa: E402
-from transforms.vector_memory import exact_neighbours  # noqa: E402
+from transforms.signals.embed import SentenceTransformerHandler  # noqa: E402
+from transforms.matching.knn import KnnDuplicates  # noqa: E402
+from transforms.matching.vector_memory import exact_neighbours  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -31,7 +31,7 @@ from prep_bench import fetch_pages  # noqa: E402
 from pipeline_bench import stage_seconds  # noqa: E402
 
 from pipelines.dedup import run  # noqa: E402
-from transforms.report import read_duplicates, read_summary  # noqa: E402
+from transforms.reporting.report import read_duplicates, read_summary  # noqa: E402
 
 
 def catalogues(pages: list[str], n: int, seed: int = 1):

@@ -31,8 +31,8 @@ import apache_beam as beam  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from pipelines.runner import OfflineDirectRunner  # noqa: E402
-from transforms.lsh import MinHashDuplicates, MinHashSignatures  # noqa: E402
-from transforms.minhash import MinHasher, MinHashParams  # noqa: E402
+from transforms.signals.lsh import MinHashDuplicates, MinHashSignatures  # noqa: E402
+from transforms.signals.minhash import MinHasher, MinHashParams  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

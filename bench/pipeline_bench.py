@@ -32,7 +32,6 @@ import os
 import platform
 import random
 import re
-import statistics
 import sys
 import tempfile
 import threading
@@ -44,19 +43,20 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _results import write_result  # noqa: E402
 from prep_bench import _extract, fetch_pages  # noqa: E402
 
-# Top-level steps of pipelines/dedup.py -> the stage they belong to (first matching prefix wins).
+# Step paths of pipelines/dedup.py (stage composites of pipelines/stages.py) -> the stage they
+# belong to (first matching prefix wins).
 STAGES = [
-    ("read+clean", ("ReadCorpus", "DropDuplicateIds", "CleanText", "DetectLanguage")),
-    ("split", ("SplitUnits", "UnitsToMatch")),
-    ("embed", ("KeyForEmbedding", "SpreadUnits", "Embed", "WithMetadata")),
-    ("minhash", ("MinHashSign", "SignedWithShingles", "AsSignatures")),
-    ("lsh+verify", ("MinHashLSH", "Only", "AllMinHashPairs")),
-    ("es write", ("IndexVectors", "RefreshIndex")),
-    ("knn search", ("KnnSearch",)),
-    ("merge/groups", ("MergeSignals", "RollUp", "DuplicateGroups", "Annotate", "DocumentVectors",
-                      "DocumentSignatures")),
+    ("read+clean", ("ReadDocuments/", "CleanAndDetect/")),
+    ("split", ("PrepareUnits/",)),
+    ("embed", ("SignAndEmbed/KeyForEmbedding", "SignAndEmbed/CountToEmbed", "SignAndEmbed/Embed",
+               "SignAndEmbed/WithMetadata", "SignAndEmbed/ForMatching")),
+    ("minhash", ("SignAndEmbed/MinHashSign", "SignAndEmbed/SignedWithShingles", "SignAndEmbed/AsSignatures")),
+    ("lsh+verify", ("LexicalMatch/",)),
+    ("es write", ("IndexVectors/",)),
+    ("knn search", ("SemanticMatch/",)),
+    ("merge/groups", ("ScoreAndRollUp/", "GroupDuplicates/", "AnnotateUnits")),
     ("write", ("Write", "RunReport", "PointAlias", "Count", "ReconcileSources", "UnitsByType", "AllDeadLetters",
-               "AllOversized")),
+               "TemplateUnits", "PassagePairs")),
 ]
 _P = re.compile(r"<p\b[^>]*>.*?</p>", re.S)
 _WORD = re.compile(r">([^<]*?)\b([a-záéíóúñ]{5,})\b", re.I)
@@ -246,13 +246,11 @@ class StageClock(logging.Handler):
         return [{"stage": k, "growth_mb": round(v / 2**20)} for k, v in sorted(growth.items(), key=lambda kv: -kv[1])[:top]]
 
 
-INCREMENTAL_STAGES = [("state lookup", ("SplitByState",)), ("band lookup", ("BandLookup", "BandQueries", "RequeryAsSigned")),
-                      ("fetch stored", ("FetchStoredUnits", "FetchRequery", "JoinUnchangedTouched", "UnchangedOfTouched",
-                                        "UnchangedByDoc", "TouchedDocs", "FreshDocs", "DistinctTouched", "KeyTouched",
-                                        "AllFoundPairs", "PairEnds", "KeyEnds", "QueryIds", "JoinEnds", "OnlyOld",
-                                        "VectorsAll", "StoredUnits", "StoredSignatures", "SignaturesAll", "KnnQueries")),
-                      ("prune", ("PruneStaleUnits", "UnitIdsByDoc", "JoinTouched", "CurrentUnits", "PrunedAsStr",
-                                 "AllIndexChanges", "InputDocIds", "DistinctInputIds", "DeleteAbsentDocuments"))]
+INCREMENTAL_STAGES = [("state lookup", ("SplitDocuments/", "SplitUnitsByState/")),
+                      ("band lookup", ("LookupBands/",)),
+                      ("fetch stored", ("Requery/", "StoredEnds/", "VectorsAll", "StoredUnits", "StoredSignatures",
+                                        "SignaturesAll", "KnnQueries", "NeighbourhoodAll")),
+                      ("prune", ("CleanIndex/", "InputDocIds"))]
 
 
 def stage_seconds(result, incremental: bool = False) -> dict:
@@ -264,8 +262,8 @@ def stage_seconds(result, incremental: bool = False) -> dict:
     for info in result.monitoring_infos():
         if info.urn != mi.TOTAL_MSECS_URN:
             continue
-        # Reported for the executed (leaf) transforms only; their top-level step names the stage.
-        top = info.labels.get("PTRANSFORM", "").split("/", 1)[0]
+        # Reported for the executed (leaf) transforms only; their step path names the stage.
+        top = info.labels.get("PTRANSFORM", "")
         msecs = mi.extract_counter_value(info)
         stage = next((name for name, prefixes in stages if top.startswith(prefixes)), "other")
         per[stage] += msecs / 1000.0
@@ -281,9 +279,10 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
     import numpy as np
     from elasticsearch import Elasticsearch, helpers
 
-    from transforms.elasticsearch_io import ensure_index, to_action
-    from transforms.embed import default_batch_size, load_encoder, long_text_pieces, pool_pieces
-    from transforms.minhash import MinHasher, MinHashParams
+    from transforms.io.elasticsearch_store import ensure_index, to_action
+    from transforms.signals.embed import long_text_pieces, pool_pieces
+    from transforms.signals.models import default_batch_size, load_encoder
+    from transforms.signals.minhash import MinHasher, MinHashParams
 
     out = {}
     tmp = tempfile.mkdtemp()
@@ -352,7 +351,7 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
 
 def run_size(n: int, pages, args, tmp: str) -> dict:
     from pipelines.dedup import run
-    from transforms.report import read_summary, read_units
+    from transforms.reporting.report import read_summary, read_units
 
     docs = corpus(pages, n)
     inp = os.path.join(tmp, f"corpus-{n}.jsonl")

@@ -27,10 +27,10 @@ import apache_beam as beam  # noqa: E402
 from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 
 from pipelines.runner import OfflineDirectRunner  # noqa: E402
-from transforms.ingest import DropDuplicateIds, ReadCorpus, SourceConfig  # noqa: E402
-from transforms.language import DetectLanguage  # noqa: E402
-from transforms.normalize import CleanDocuments  # noqa: E402
-from transforms.units import SplitUnits  # noqa: E402
+from transforms.io.ingest import DropDuplicateIds, ReadCorpus, SourceConfig  # noqa: E402
+from transforms.text.language import DetectLanguage  # noqa: E402
+from transforms.text.normalize import CleanDocuments  # noqa: E402
+from transforms.text.units import SplitUnits  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

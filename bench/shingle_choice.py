@@ -13,8 +13,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from transforms.minhash import MinHasher, MinHashParams, exact_jaccard  # noqa: E402
-from transforms.normalize import clean_text  # noqa: E402
+from transforms.signals.minhash import MinHasher, MinHashParams, exact_jaccard  # noqa: E402
+from transforms.text.normalize import clean_text  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

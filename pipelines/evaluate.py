@@ -8,7 +8,7 @@
     python -m pipelines.evaluate calibrate --sts_tune train.csv --sts_test dev.csv --cutoff 4 --out eval/sts
 
 Gold TSV: a header `id_a  id_b  kind  [is_duplicate]`; rows with is_duplicate 0 are labelled
-negatives (e.g. same topic, no reuse). See transforms/gold.py for the calibration formats.
+negatives (e.g. same topic, no reuse). See transforms/evaluation/gold.py for the calibration formats.
 
 Calibration holds thresholds out: with a group field, leave-one-group-out (thresholds chosen on the
 other groups, every pair judged once by a fold that never saw its group); with STS files, chosen on
@@ -27,7 +27,7 @@ import sys
 from collections import defaultdict
 
 from transforms.records import ordered_pair
-from transforms.report import read_duplicates
+from transforms.reporting.report import read_duplicates
 
 
 def read_gold(path: str) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]]:
@@ -67,7 +67,7 @@ SIGNALS = ("cosine", "jaccard", "combined")
 
 def _fit(signal, cos, jac, labels, floor):
     """-> (rule text, predict(cos, jac) -> bool array)."""
-    from transforms.calibrate import apply_rule, best_rule, best_threshold
+    from transforms.evaluation.calibrate import apply_rule, best_rule, best_threshold
 
     if signal == "combined":
         rule, m = best_rule(cos, jac, labels, precision_floor=floor)
@@ -82,7 +82,7 @@ def calibrate(data, scores: dict, precision_floor=None) -> dict:
     recommended rules, recall per kind, hard negatives kept, Spearman)."""
     import numpy as np
 
-    from transforms.calibrate import group_folds, metrics
+    from transforms.evaluation.calibrate import group_folds, metrics
 
     labels = np.asarray(data.labels, dtype=bool)
     kinds = np.asarray(data.kinds)
@@ -136,7 +136,7 @@ def _across(scores, labels, kinds, folds, tune_all, held_out, floor) -> dict:
     sentence cosine): granularities and thresholds both chosen on the tuning side of every fold."""
     import numpy as np
 
-    from transforms.calibrate import apply_rule, best_rule, metrics
+    from transforms.evaluation.calibrate import apply_rule, best_rule, metrics
 
     options = [(gc, gj) for gc in scores for gj in scores]
 
@@ -175,7 +175,7 @@ def write_calibration(report: dict, data, scores: dict, out_dir: str) -> list[st
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from transforms.calibrate import sweep
+    from transforms.evaluation.calibrate import sweep
 
     os.makedirs(out_dir, exist_ok=True)
     written = [os.path.join(out_dir, "report.json")]
@@ -243,9 +243,9 @@ def print_calibration(report: dict) -> None:
 
 
 def calibrate_main(argv) -> int:
-    from transforms.embed import DEFAULT_MODEL, load_encoder
-    from transforms.gold import load_docs_gold, load_sts
-    from transforms.pair_scores import score_document_pairs
+    from transforms.signals.models import DEFAULT_MODEL, load_encoder
+    from transforms.evaluation.gold import load_docs_gold, load_sts
+    from transforms.matching.pair_scores import score_document_pairs
 
     parser = argparse.ArgumentParser(prog="python -m pipelines.evaluate calibrate",
                                      description="Calibrate thresholds on labelled pairs (held out).")
@@ -294,8 +294,8 @@ def site_main(argv) -> int:
     import shlex
     import subprocess
 
-    from transforms.report import read_table
-    from transforms.site_corpus import SITES, plant_copies, score_site_run, site_pages
+    from transforms.reporting.report import read_table
+    from transforms.evaluation.site_corpus import SITES, plant_copies, score_site_run, site_pages
 
     parser = argparse.ArgumentParser(prog="python -m pipelines.evaluate site", description=site_main.__doc__)
     parser.add_argument("--package", required=True, choices=sorted(SITES), help="Debian package of the site")
@@ -350,7 +350,7 @@ def main(argv=None) -> int:
     if argv and argv[0] == "calibrate":
         return calibrate_main(argv[1:])
     if argv and argv[0] == "perturb":
-        from transforms.perturb import main as perturb_main
+        from transforms.evaluation.perturb import main as perturb_main
 
         return perturb_main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

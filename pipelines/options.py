@@ -9,13 +9,11 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.elasticsearch_io import INDEX_OPTION_TYPES, EsConfig
-from transforms.embed import DEFAULT_MODEL
-from transforms.ingest import FORMATS as INPUT_FORMATS, FieldMap, SourceConfig
-from transforms.groups import CANONICAL_POLICIES
-from transforms.rules import Rule
-from transforms.units import UNIT_TYPES
-from transforms.minhash import MinHashParams
+from transforms.io.elasticsearch_store import INDEX_OPTION_TYPES
+from transforms.signals.models import DEFAULT_MODEL
+from transforms.io.ingest import FORMATS as INPUT_FORMATS
+from transforms.matching.groups import CANONICAL_POLICIES
+from transforms.text.units import UNIT_TYPES
 from transforms.records import ConfigError
 
 
@@ -139,6 +137,11 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--mode", default="full", choices=("full", "incremental"),
                        help="full: every unit is processed into a new index, the alias is swapped at the end; "
                             "incremental: only new and changed units are processed, matched against the whole index")
+        g.add_argument("--lease_ttl", type=float, default=120.0,
+                       help="Seconds a run's lease on the alias lives without a heartbeat (the launcher renews it "
+                            "every ttl/4 while the job runs; a crashed run's lease expires after this long)")
+        g.add_argument("--wait_for_lease", type=float, default=0.0,
+                       help="Seconds to wait when another run holds the alias's lease (0: fail at once, naming it)")
         g.add_argument("--on_deleted", default="keep", choices=("keep", "delete"),
                        help="Incremental runs on a full snapshot: delete indexed documents absent from the input")
         g = parser.add_argument_group("duplicate search")
@@ -188,16 +191,18 @@ class DedupOptions(PipelineOptions):
                             "(1 disables)")
 
     def validate_job(self) -> None:
+        """ConfigError with a clear message for a missing or inconsistent option."""
+        from pipelines.config import JobConfig
+
         if not self.output:
             raise ConfigError("missing required option(s): --output")
         if sum(bool(x) for x in (self.input, self.bq_table, self.bq_query)) != 1:
             raise ConfigError("give exactly one input: --input (files), --bq_table or --bq_query")
-        unknown_units = set(self.unit_list()) - set(UNIT_TYPES)
-        if unknown_units or not self.unit_list():
+        cfg = JobConfig.from_options(self)
+        if set(cfg.units) - set(UNIT_TYPES) or not cfg.units:
             raise ConfigError(f"--units takes {', '.join(UNIT_TYPES)}, got {self.units!r}")
-        self.rules()
-        formats = self.output_format_list()
-        if not formats or set(formats) - {"parquet", "jsonl"}:
+        cfg.rules()
+        if not cfg.output_formats or set(cfg.output_formats) - {"parquet", "jsonl"}:
             raise ConfigError(f"--output_formats takes parquet and/or jsonl, got {self.output_formats!r}")
         if self.rows_per_file < 1:
             raise ConfigError(f"--rows_per_file must be >= 1, got {self.rows_per_file}")
@@ -217,12 +222,14 @@ class DedupOptions(PipelineOptions):
             raise ConfigError(f"--duplicate_coverage must be in (0, 1], got {self.duplicate_coverage}")
         if self.progress_interval < 0:
             raise ConfigError(f"--progress_interval must be >= 0, got {self.progress_interval}")
+        if self.lease_ttl <= 0 or self.wait_for_lease < 0:
+            raise ConfigError("--lease_ttl must be > 0 and --wait_for_lease >= 0")
         if self.es_batch_size < 1:
             raise ConfigError(f"--es_batch_size must be >= 1, got {self.es_batch_size}")
-        bad_rules = set(self.canonical_list()) - set(CANONICAL_POLICIES + ("preferred_url",))
+        bad_rules = set(cfg.canonical_policy) - set(CANONICAL_POLICIES + ("preferred_url",))
         if bad_rules:
             raise ConfigError(f"--canonical_policy: unknown rule(s) {sorted(bad_rules)}")
-        if not self.match_unit_list() or not set(self.match_unit_list()) <= set(self.unit_list()):
+        if not cfg.match_units or not set(cfg.match_units) <= set(cfg.units):
             raise ConfigError(f"--match_units must be a non-empty subset of --units, got {self.match_units!r}")
         if not 0.0 < self.cosine_threshold <= 1.0:
             raise ConfigError(f"--cosine_threshold must be in (0, 1], got {self.cosine_threshold}")
@@ -230,70 +237,13 @@ class DedupOptions(PipelineOptions):
             raise ConfigError("--knn_k must be >= 1 and --knn_num_candidates >= --knn_k")
         if not 0.0 < self.jaccard_threshold < 1.0:
             raise ConfigError(f"--jaccard_threshold must be in (0, 1), got {self.jaccard_threshold}")
-        unknown = set(self.signal_list()) - {"knn", "minhash"}
-        if unknown or not self.signal_list():
+        if set(cfg.signals) - {"knn", "minhash"} or not cfg.signals:
             raise ConfigError(f"--signals takes knn and/or minhash, got {self.signals!r}")
         try:
-            self.minhash_params()
+            cfg.minhash_params()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-
-    def output_format_list(self) -> list[str]:
-        return [f.strip() for f in self.output_formats.split(",") if f.strip()]
-
-    def unit_list(self) -> list[str]:
-        return [u.strip() for u in self.units.split(",") if u.strip()]
-
-    def rules(self) -> dict:
-        """{unit_type: Rule} for the types given a rule expression."""
-        out = {}
-        try:
-            if self.rule:
-                out["document"] = Rule(self.rule)
-            if self.unit_rule:
-                out["paragraph"] = out["sentence"] = Rule(self.unit_rule)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        return out
-
-    def canonical_list(self) -> list[str]:
-        return [r.strip() for r in self.canonical_policy.split(",") if r.strip()]
-
-    def match_unit_list(self) -> list[str]:
-        return [u for u in UNIT_TYPES if u in {x.strip() for x in self.match_units.split(",")}]
-
-    def thresholds(self) -> tuple[dict, dict]:
-        """({unit_type: cosine threshold}, {unit_type: jaccard threshold})."""
-        cos = {t: self.cosine_threshold if t == "document" else self.unit_cosine_threshold for t in UNIT_TYPES}
-        jac = {t: self.jaccard_threshold if t == "document" else self.unit_jaccard_threshold for t in UNIT_TYPES}
-        return cos, jac
-
-    def source_config(self) -> SourceConfig:
-        fields = FieldMap(id=self.id_field, text=self.text_field, title=self.title_field, url=self.url_field,
-                          lang=self.lang_field, published_at=self.published_at_field,
-                          extra=tuple(f.strip() for f in self.extra_fields.split(",") if f.strip()))
-        return SourceConfig(pattern=self.input or "", fmt=self.input_format, bq_table=self.bq_table,
-                            bq_query=self.bq_query, fields=fields, max_chars=self.max_chars)
-
-    def signal_list(self) -> list[str]:
-        return [s.strip() for s in self.signals.split(",") if s.strip()]
-
-    def minhash_params(self) -> MinHashParams:
-        return MinHashParams(num_perm=self.num_perm, seed=self.minhash_seed, shingle_kind=self.shingle_kind,
-                             shingle_n=self.shingle_n, remove_accents=self.remove_accents)
-
-    def es_config(self) -> EsConfig:
-        try:
-            return self._es_config()
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-
-    def _es_config(self) -> EsConfig:
-        return EsConfig(url=self.es_url, index=self.es_index, model=self.model, index_options=self.es_index_options,
-                        cloud_id=self.es_cloud_id or None, api_key_env=self.es_api_key_env or None,
-                        api_key_secret=self.es_api_key_secret or None, username=self.es_username or None,
-                        password_env=self.es_password_env or None, password_secret=self.es_password_secret or None,
-                        ca_certs=self.es_ca_certs or None, verify_certs=self.es_verify_certs)
+        cfg.es_config()
 
 
 # --- the command line: help, refusal of unknown arguments, input files -------------------------------

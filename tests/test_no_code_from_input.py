@@ -1,12 +1,12 @@
 """No code path evaluates user input: no eval/exec/compile, no unpickling, no shell, no unsafe YAML
 in the job's code (pipelines/, transforms/, templates/). Decision rules are parsed with `ast` and
-walked against a whitelist (transforms/rules.py), never compiled."""
+walked against a whitelist (transforms/matching/rules.py), never compiled."""
 import ast
 from pathlib import Path
 
 import pytest
 
-from transforms.rules import Rule
+from transforms.matching.rules import Rule
 
 REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "execfile"}

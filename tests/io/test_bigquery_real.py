@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
-from transforms.ingest import FieldMap, ReadCorpus, SourceConfig
+from transforms.io.ingest import FieldMap, ReadCorpus, SourceConfig
 
 PROJECT = os.environ.get("DEDUP_REAL_GCP_PROJECT")
 TEMP = os.environ.get("DEDUP_REAL_GCS_TEMP")

@@ -7,7 +7,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.ingest import ReadDocuments
+from transforms.io.ingest import ReadCorpus, SourceConfig
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def test_read_documents_from_gcs_with_dead_letters(gcs_bucket):
         handle.write(b"".join(json.dumps({"id": f"g{i}", "text": "texto"}).encode() + b"\n" for i in range(3)))
         handle.write(b"{broken\n")
     with TestPipeline() as p:
-        out = p | ReadDocuments(f"{gcs_bucket}/in/*.jsonl")
+        out = p | ReadCorpus(SourceConfig(pattern=f"{gcs_bucket}/in/*.jsonl", fmt="jsonl"))
         assert_that(out.documents | beam.Map(lambda d: (d["id"], d["source"])),
                     equal_to([(f"g{i}", path) for i in range(3)]), label="docs")
         assert_that(out.dead_letter | beam.Map(lambda r: r["reason"]), equal_to(["invalid_json"]), label="dead")

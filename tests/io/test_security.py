@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.dedup import main, run
-from transforms.elasticsearch_io import EsConfig, check_cluster
+from transforms.io.elasticsearch_store import EsConfig, check_cluster
 from transforms.records import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

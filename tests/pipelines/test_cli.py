@@ -27,6 +27,7 @@ def _job_options() -> list:
     return [a for a in parser._actions if a.option_strings and a.dest != "help"]
 
 
+@pytest.mark.slow
 def test_help_lists_every_job_option_by_group_with_its_default():
     out = _job("--help")
     assert out.returncode == 0, out.stderr
@@ -48,6 +49,7 @@ def test_help_lists_every_job_option_by_group_with_its_default():
     (["--no_such_option=1"], "--no_such_option=1"),
     (["demo/gold.tsv"], "demo/gold.tsv"),                        # what a shell-expanded glob leaves behind
 ])
+@pytest.mark.slow
 def test_an_argument_the_job_does_not_know_is_an_error(tmp_path, args, named):
     out = _job("--input", "demo/corpus.jsonl", "--output", str(tmp_path / "out"), "--vector_store", "memory", *args)
     assert out.returncode == 2
@@ -58,6 +60,7 @@ def test_an_argument_the_job_does_not_know_is_an_error(tmp_path, args, named):
     assert not (tmp_path / "out").exists()  # refused before anything ran
 
 
+@pytest.mark.slow
 def test_a_pattern_that_matches_no_file_is_an_error(tmp_path):
     out = _job("--input", str(tmp_path / "none-*.jsonl"), "--output", str(tmp_path / "out"), "--vector_store", "memory")
     assert out.returncode == 2 and "matches no file" in out.stderr

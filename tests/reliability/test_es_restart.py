@@ -11,8 +11,8 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.transforms.test_elasticsearch_faults import records
-from transforms.elasticsearch_io import EsConfig, WriteToElasticsearch
+from tests.transforms.io.test_elasticsearch_faults import records
+from transforms.io.elasticsearch_store import EsConfig, WriteToElasticsearch
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "services" / "elasticsearch.sh"

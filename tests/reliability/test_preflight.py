@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from pipelines.dedup import main
-from transforms.report import read_summary
+from transforms.reporting.report import read_summary
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 USER, RIGHT, WRONG = "dedup-writer", "Right-Pass-7f3a", "Wrong-Pass-91c2"

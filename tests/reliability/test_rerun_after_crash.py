@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.dedup import run
-from transforms.report import read_summary
+from transforms.reporting.report import read_summary
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 REPO = Path(__file__).resolve().parents[2]
@@ -21,9 +21,11 @@ DEMO = REPO / "demo" / "corpus.jsonl"
 
 
 def job_args(es_url, index, out):
-    # Small bulk requests, so the write stage is many requests long and the kill lands inside it.
+    # Small bulk requests, so the write stage is many requests long and the kill lands inside it. A
+    # short lease: the one the killed run leaves expires 5 s after its last heartbeat, and the re-run
+    # waits for that.
     return ["--input", str(DEMO), "--output", str(out), "--es_url", es_url, "--es_index", index,
-            "--es_batch_size", "20", "--report_top", "5"]
+            "--es_batch_size", "20", "--report_top", "5", "--lease_ttl", "5", "--wait_for_lease", "90"]
 
 
 def outputs(out: Path) -> dict[str, bytes]:
@@ -85,9 +87,12 @@ def test_rerun_after_a_crash_halfway_equals_one_clean_run(es_url, es_client, es_
     assert not [f for f in out.rglob("part-*") if f.parent.name in ("duplicates", "groups", "unit_matches")]
     assert list(es_client.indices.get_alias(name=index_name)) == [live]
     assert index_snapshot(es_client, index_name) == clean_index
+    # The killed run's lease is still there (nobody released it); it expires, the re-run takes it over.
+    assert es_client.get(index=".near-dup-leases", id=index_name)["_source"]["run_id"] == summary["run_id"]
 
     es_fault_proxy.plan.clear()
     run(job_args(es_fault_proxy.url, index_name, out))  # the re-run, through the same proxy URL
     assert outputs(out) == clean_files  # tables, dead letters, summary and report: byte for byte
     assert index_snapshot(es_client, index_name) == clean_index  # same ids, same vectors, nothing extra
     assert list(es_client.indices.get_alias(name=index_name)) == [other]  # the rebuilt slot is live now
+    assert not es_client.exists(index=".near-dup-leases", id=index_name)  # released at the end

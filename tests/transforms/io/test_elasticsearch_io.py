@@ -1,0 +1,172 @@
+"""Integration tests against the live local Elasticsearch."""
+import math
+import random
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from elasticsearch import helpers
+
+from transforms.io.elasticsearch_store import (EsConfig, RefreshIndex, WriteToElasticsearch, check_cluster, ensure_index,
+                                        index_mapping)
+from transforms.matching.knn import KnnDuplicates
+from transforms.records import ConfigError
+
+pytestmark = pytest.mark.integration
+
+
+def unit(v):
+    n = math.sqrt(sum(x * x for x in v))
+    return [x / n for x in v]
+
+
+def random_vectors(n, dims, seed):
+    rng = random.Random(seed)
+    return [unit([rng.gauss(0, 1) for _ in range(dims)]) for _ in range(n)]
+
+
+def test_dense_vector_knn_returns_the_true_nearest_neighbour(es_client, es_index):
+    assert ensure_index(es_client, es_index, dims=16)
+    assert not ensure_index(es_client, es_index, dims=16)  # idempotent
+    mapping = es_client.indices.get_mapping(index=es_index)[es_index]["mappings"]["properties"]["vector"]
+    assert mapping["type"] == "dense_vector" and mapping["similarity"] == "cosine"
+    assert mapping["index_options"]["type"] == "hnsw"
+    vectors = random_vectors(300, 16, seed=1)
+    ok, errors = helpers.bulk(es_client, ({"_index": es_index, "_id": str(i), "_source": {"doc_id": str(i), "vector": v}}
+                                          for i, v in enumerate(vectors)), refresh=True)
+    assert ok == 300 and not errors
+    rng = random.Random(2)
+    for _ in range(10):
+        query = unit([x + rng.gauss(0, 0.05) for x in vectors[rng.randrange(300)]])
+        exact = max(range(300), key=lambda i: sum(a * b for a, b in zip(query, vectors[i])))
+        hits = es_client.search(index=es_index, knn={"field": "vector", "query_vector": query, "k": 1,
+                                                     "num_candidates": 50})["hits"]["hits"]
+        assert hits[0]["_id"] == str(exact)
+
+
+def test_malformed_document_is_a_per_item_error_not_an_exception(es_client, es_index):
+    ensure_index(es_client, es_index, dims=4)
+    actions = [
+        {"_index": es_index, "_id": "good", "_source": {"doc_id": "good", "vector": [1, 0, 0, 0]}},
+        {"_index": es_index, "_id": "bad-dims", "_source": {"doc_id": "bad", "vector": [1, 0]}},
+        {"_index": es_index, "_id": "bad-field", "_source": {"doc_id": "x", "unknown_field": 1}},
+    ]
+    results = list(helpers.streaming_bulk(es_client, actions, raise_on_error=False))
+    assert [ok for ok, _ in results] == [True, False, False]
+    errors = [item["index"]["error"]["type"] for ok, item in results if not ok]
+    assert errors == ["document_parsing_exception", "strict_dynamic_mapping_exception"]
+
+
+def test_write_transform_dead_letters_rejected_documents_and_is_idempotent(es_url, es_client, es_index):
+    config = EsConfig(url=es_url, index=es_index)
+    records = [{"id": f"d{i}", "vector": v, "model": "m"} for i, v in enumerate(random_vectors(20, 8, seed=3))]
+    records.append({"id": "wrong-dims", "vector": [0.5, 0.5], "model": "m"})
+
+    for _ in range(2):  # a second run overwrites (deterministic _id), never duplicates
+        with TestPipeline() as p:
+            out = p | beam.Create(records) | WriteToElasticsearch(config, batch_size=7)
+            assert_that(out.indexed, equal_to([f"d{i}" for i in range(20)]), label="indexed")
+            assert_that(out.dead_letter | beam.Map(lambda r: (r["record_id"], r["reason"])),
+                        equal_to([("wrong-dims", "rejected_by_elasticsearch")]), label="dead")
+        es_client.indices.refresh(index=config.physical_index)
+        assert es_client.count(index=config.physical_index)["count"] == 20
+
+
+def test_knn_duplicates_finds_planted_pairs_once(es_url, es_client, es_index):
+    config = EsConfig(url=es_url, index=es_index)
+    es_index = config.physical_index  # the knn stage searches the versioned physical index
+    base = random_vectors(30, 32, seed=4)
+    rng = random.Random(5)
+    near = unit([x + rng.gauss(0, 0.01) for x in base[0]])  # cosine ~0.998 to d0
+    records = [{"id": f"d{i}", "vector": v} for i, v in enumerate(base)] + [{"id": "d0-copy", "vector": near}]
+    ensure_index(es_client, es_index, dims=32)
+    helpers.bulk(es_client, ({"_index": es_index, "_id": r["id"], "_source": {"doc_id": r["id"], "unit_type": "document", "vector": r["vector"]}}
+                             for r in records), refresh=True)
+    try:
+        run_knn(config, records)
+        # The job carries vectors as float32 arrays between stages: the queries take those too.
+        run_knn(config, [{**r, "vector": np.asarray(r["vector"], dtype=np.float32)} for r in records])
+    finally:
+        es_client.indices.delete(index=es_index, ignore_unavailable=True)
+
+
+def run_knn(config, records):
+    with TestPipeline() as p:
+        ready = p | "Ready" >> beam.Create([len(records)])
+        pairs = p | beam.Create(records) | KnnDuplicates(config, ready=ready, k=5, min_cosine=0.95, batch_size=8)
+        assert_that(pairs | beam.Map(lambda r: (r["doc_a"], r["doc_b"], r["cosine"] > 0.99, r["method"])),
+                    equal_to([("d0", "d0-copy", True, "knn")]))
+
+
+def test_float32_vectors_are_indexed_as_the_same_numbers(es_url, es_client, es_index):
+    config = EsConfig(url=es_url, index=es_index)
+    vectors = np.asarray(random_vectors(5, 8, seed=6), dtype=np.float32)
+    with TestPipeline() as p:
+        out = (p | beam.Create([{"id": f"a{i}", "vector": v, "model": "m"} for i, v in enumerate(vectors)])
+               | WriteToElasticsearch(config, batch_size=2))
+        assert_that(out.dead_letter, equal_to([]), label="no dead letters")
+    es_client.indices.refresh(index=config.physical_index)
+    hits = es_client.search(index=config.physical_index, size=10, sort=[{"doc_id": "asc"}])["hits"]["hits"]
+    stored = np.asarray([h["_source"]["vector"] for h in hits], dtype=np.float32)
+    assert [h["_source"]["dims"] for h in hits] == [8] * 5
+    np.testing.assert_array_equal(stored, vectors)
+
+
+@pytest.mark.parametrize("merge_segments", [0, 1])
+def test_refresh_index_force_merges_a_loaded_index_when_asked(es_url, es_client, es_index, merge_segments):
+    config = EsConfig(url=es_url, index=es_index)
+    physical = config.physical_index
+    ensure_index(es_client, physical, dims=8)
+    for batch in range(3):  # three refreshed bulks: three segments
+        helpers.bulk(es_client, ({"_index": physical, "_id": f"{batch}-{i}", "_source": {"doc_id": f"{batch}-{i}", "vector": v}}
+                                 for i, v in enumerate(random_vectors(10, 8, seed=batch))), refresh=True)
+
+    def segments():
+        shards = es_client.indices.segments(index=physical)["indices"][physical]["shards"]
+        return sum(len(copy["segments"]) for copies in shards.values() for copy in copies)
+
+    assert segments() == 3
+    with TestPipeline() as p:
+        done = p | beam.Create(["x"] * 4) | RefreshIndex(config, point=False, merge_segments=merge_segments)
+        assert_that(done, equal_to([4]))
+    assert segments() == (1 if merge_segments else 3)
+    assert es_client.count(index=physical)["count"] == 30
+
+
+def test_preflight_reports_unreachable_cluster_clearly():
+    with pytest.raises(ConfigError, match="not reachable"):
+        check_cluster(EsConfig(url="http://127.0.0.1:9", request_timeout_s=2))
+
+
+def test_config_rejects_bad_settings():
+    with pytest.raises(ValueError):
+        EsConfig(index_options="nope")
+    with pytest.raises(ValueError):
+        EsConfig(url="127.0.0.1:9200")
+    assert index_mapping(8, "int8_hnsw")["mappings"]["properties"]["vector"]["index_options"]["type"] == "int8_hnsw"
+
+
+def test_the_generic_bulk_write_takes_the_callers_index_ids_and_mapping(es_url, es_client, es_index):
+    """transforms/io/elasticsearch.py knows nothing of this job: another project's records, index
+    and ids go through it; a record its mapping refuses is a dead letter, the rest is written."""
+    from transforms.io.elasticsearch import BulkWrite, EsConnection, check_connection
+
+    conn = EsConnection(url=es_url)
+    assert check_connection(conn)["status"] in ("green", "yellow")
+    es_client.indices.create(index=es_index, mappings={"dynamic": "strict", "properties": {
+        "sku": {"type": "keyword"}, "price": {"type": "float"}}})
+    rows = [{"sku": f"p{i}", "price": float(i)} for i in range(7)] + [{"sku": "bad", "price": "not a number"}]
+
+    def action(r):
+        return {"_op_type": "index", "_index": es_index, "_id": f"sku-{r['sku']}", "_source": r}
+
+    with TestPipeline() as p:
+        out = p | beam.Create(rows) | BulkWrite(conn, action, batch_size=3, namespace="catalogue", id_field="sku")
+        assert_that(out.written, equal_to([f"p{i}" for i in range(7)]), label="written")
+        assert_that(out.dead_letter | beam.Map(lambda d: (d["stage"], d["reason"], d["record_id"])),
+                    equal_to([("catalogue", "rejected_by_elasticsearch", "bad")]), label="dead")
+    es_client.indices.refresh(index=es_index)
+    assert es_client.count(index=es_index)["count"] == 7
+    assert es_client.get(index=es_index, id="sku-p3")["_source"] == {"sku": "p3", "price": 3.0}

@@ -1,0 +1,114 @@
+"""kNN duplicate search in Elasticsearch: each vector's nearest neighbours above a cosine floor.
+
+    pairs = vectors | KnnDuplicates(es_config, ready=refresh_signal, min_cosine=0.9)
+
+Input: Embedding dicts {"id", "vector", optional "doc_id"}, searched in `config.physical_index`. Output: Pair dicts {"doc_a", "doc_b", "cosine", "method"}
+with doc_a < doc_b, one per pair (a pair found from both ends is emitted once, with the higher
+cosine). Queries are sent in batches through `msearch`. With `with_neighbourhood=True` the result is
+{"pairs": ..., "neighbourhood": (id, mean cosine of its k nearest neighbours, floor or not)}: how
+similar a unit is to everything near it, the denominator of the pair `margin` (merge.py).
+"""
+from __future__ import annotations
+
+import time
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.io.batching import BatchingDoFn
+from transforms.io.elasticsearch_store import EsConfig
+from transforms.records import as_list, ordered_pair
+
+NEIGHBOURHOOD_TAG = "neighbourhood"
+
+
+def score_to_cosine(score: float) -> float:
+    """Elasticsearch's kNN _score for `cosine` similarity is (1 + cosine) / 2."""
+    return 2.0 * float(score) - 1.0
+
+
+class _KnnSearchFn(BatchingDoFn):
+    """Embedding dict -> ((doc_a, doc_b), cosine) for every neighbour at or above min_cosine."""
+
+    def __init__(self, config: EsConfig, k: int, num_candidates: int, min_cosine: float, batch_size: int,
+                 exclude_same_document: bool):
+        super().__init__(config, batch_size)
+        self.config = config
+        self.exclude_same_document = exclude_same_document
+        self.k = k
+        self.num_candidates = max(num_candidates, k + 1)
+        self.min_cosine = min_cosine
+        self.queries = Metrics.counter("knn", "queries")
+        self.hits = Metrics.counter("knn", "neighbours_above_floor")
+        self.latency = Metrics.distribution("knn", "msearch_latency_ms")
+
+    def handle(self, batch):
+        searches: list[dict] = []
+        for rec in batch:
+            # Excluded in the query, so the k neighbours are all usable: the unit itself and,
+            # optionally, the other units of its own document; only units of the same type match.
+            field, value = (("doc_id", rec.get("doc_id", rec["id"])) if self.exclude_same_document
+                            else ("unit_id", rec["id"]))
+            searches.append({"index": self.config.physical_index})
+            searches.append({
+                "knn": {"field": "vector", "query_vector": as_list(rec["vector"]), "k": self.k,
+                        "num_candidates": self.num_candidates,
+                        "filter": {"bool": {"must_not": [{"term": {field: value}}],
+                                            "filter": [{"term": {"unit_type": rec.get("unit_type", "document")}}]}}},
+                "_source": ["unit_id", "doc_id"], "size": self.k})
+        started = time.monotonic()
+        response = self.client.msearch(searches=searches)
+        self.latency.update(int((time.monotonic() - started) * 1000))
+        for rec, result in zip(batch, response["responses"]):
+            if "error" in result:
+                raise RuntimeError(f"kNN search failed for {rec['id']}: {result['error']}")
+            self.queries.inc()
+            # All k neighbours come back (no similarity floor in the query): their mean is the unit's
+            # neighbourhood; the pairs are those at or above the floor.
+            cosines = []
+            for hit in result["hits"]["hits"]:
+                other = hit["_source"].get("unit_id") or hit["_source"]["doc_id"]
+                if other == rec["id"]:
+                    continue
+                cosine = score_to_cosine(hit["_score"])
+                cosines.append(cosine)
+                if cosine < self.min_cosine:
+                    continue
+                self.hits.inc()
+                yield ordered_pair(rec["id"], other), cosine
+            if cosines:
+                yield beam.pvalue.TaggedOutput(NEIGHBOURHOOD_TAG, (rec["id"], sum(cosines) / len(cosines)))
+
+
+class KnnDuplicates(beam.PTransform):
+    """Embedding dict -> Pair dict, deduplicated per (doc_a, doc_b).
+
+    `ready` is a singleton PCollection (e.g. RefreshIndex's output): searches start only after it.
+    """
+
+    def __init__(self, config: EsConfig, *, ready, k: int = 10, num_candidates: int = 100,
+                 min_cosine: float = 0.9, batch_size: int = 64, exclude_same_document: bool = True,
+                 with_neighbourhood: bool = False):
+        super().__init__()
+        self.with_neighbourhood = with_neighbourhood
+        self.exclude_same_document = exclude_same_document
+        self.config = config
+        self.ready = ready
+        self.k = k
+        self.num_candidates = num_candidates
+        self.min_cosine = min_cosine
+        self.batch_size = batch_size
+
+    def expand(self, vectors):
+        found = (vectors
+                 | "Search" >> beam.ParDo(
+                     _KnnSearchFn(self.config, self.k, self.num_candidates, self.min_cosine, self.batch_size,
+                                  self.exclude_same_document),
+                     ready=beam.pvalue.AsSingleton(self.ready)).with_outputs(NEIGHBOURHOOD_TAG, main="pairs"))
+        pairs = (found["pairs"]
+                 | "BestPerPair" >> beam.CombinePerKey(max)
+                 | "ToPair" >> beam.Map(lambda kv: {"doc_a": kv[0][0], "doc_b": kv[0][1],
+                                                    "cosine": round(kv[1], 6), "method": "knn"}))
+        if self.with_neighbourhood:
+            return {"pairs": pairs, "neighbourhood": found[NEIGHBOURHOOD_TAG]}
+        return pairs

@@ -1,0 +1,78 @@
+"""Reading a finished run back: summary.json and the duplicates table, for people and tests."""
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.io.sinks import join_path
+
+
+def read_summary(output: str) -> dict:
+    with FileSystems.open(join_path(output, "summary.json")) as handle:
+        return json.loads(handle.read().decode("utf-8"))
+
+
+def read_duplicates(output_or_dir: str) -> list[dict]:
+    """All rows of a run's duplicates table, sorted by (doc_a, doc_b)."""
+    base = output_or_dir.rstrip("/")
+    if base.endswith("duplicates"):
+        base = base[: -len("duplicates")].rstrip("/") or "."
+    return sorted(read_table(base, "duplicates"), key=lambda r: (r["doc_a"], r["doc_b"]))
+
+
+def table_files(output: str, table: str) -> list[str]:
+    """The data files of one output table: its Parquet parts, or its JSONL parts when there are none."""
+    for fmt in ("parquet", "jsonl"):
+        paths = sorted(m.path for m in FileSystems.match([join_path(output, table, f"part-*.{fmt}")])[0].metadata_list)
+        if paths:
+            return paths
+    return []
+
+
+def read_table(output: str, table: str) -> list[dict]:
+    """All rows of one output table of a run (units, unit_matches, groups, duplicates, dead_letter)."""
+    rows: list[dict] = []
+    for path in table_files(output, table):
+        with FileSystems.open(path) as handle:
+            if path.endswith(".parquet"):
+                rows.extend(pq.read_table(handle).to_pylist())
+            else:
+                rows.extend(json.loads(line) for line in handle.read().decode("utf-8").splitlines() if line)
+    return rows
+
+
+def read_units(output: str) -> list[dict]:
+    return read_table(output, "units")
+
+
+def read_dead_letters(output: str) -> list[dict]:
+    return read_table(output, "dead_letter")
+
+
+def print_run_summary(output: str, top: int = 25) -> None:
+    summary = read_summary(output)
+    pairs = read_duplicates(output)
+    counts = summary["counts"]
+    lsh = summary.get("lsh", {}).get("document", {})
+    print(f"\nrun {summary['run_id']}  model={summary['model']}  cosine>={summary['cosine_threshold']}  "
+          f"jaccard>={summary.get('jaccard_threshold')}  LSH bands={lsh.get('bands')} rows={lsh.get('rows')}")
+    files = summary.get("input_files") or {}
+    if files:
+        print("input: " + ", ".join(f"{pattern} ({n} file{'s' if n != 1 else ''})" for pattern, n in files.items()))
+    print("counts: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    passages = sum(1 for r in pairs if r.get("relation") == "passage")
+    print(f"{len(pairs)} document pairs ({len(pairs) - passages} duplicates, {passages} passage reuse); the "
+          f"{min(top, len(pairs))} most similar (document cosine, jaccard, found by, matched units, relation):")
+
+    def fmt(x):
+        return "  -  " if x is None else f"{x:.3f}"
+
+    groups = sorted(read_table(output, "groups"), key=lambda g: (-g["size"], g["group_id"]))
+    if groups:
+        print(f"{len(groups)} duplicate groups; largest: " + "; ".join(
+            f"{g['size']} docs, canonical {g['canonical_id']}" for g in groups[:3]))
+    for row in sorted(pairs, key=lambda r: (-(r["cosine"] or 0), -(r.get("jaccard") or 0)))[:top]:
+        print(f"  {fmt(row['cosine'])}  {fmt(row.get('jaccard'))}  {row['method']:<12} {row.get('granularity') or '':<19}"
+              f" {row.get('relation') or 'duplicate':<9} {row['doc_a']}  <->  {row['doc_b']}")
