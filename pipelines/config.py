@@ -38,6 +38,13 @@ OPERATIONAL = frozenset({
 })
 
 
+def _mask_url(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1])) if "@" in parts.netloc else url
+
+
 def _split(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in str(text).split(",") if x.strip())
 
@@ -151,8 +158,10 @@ class JobConfig:
     # --- what stages read -------------------------------------------------------------------------
 
     def settings(self) -> dict:
-        """Every field, JSON-ready (summary.json "settings")."""
-        return {f.name: list(v) if isinstance(v, tuple) else v for f in fields(self) for v in [getattr(self, f.name)]}
+        """Every field, JSON-ready (summary.json "settings"); a user:password in --es_url is masked."""
+        out = {f.name: list(v) if isinstance(v, tuple) else v for f in fields(self) for v in [getattr(self, f.name)]}
+        out["es_url"] = _mask_url(self.es_url)
+        return out
 
     def result_key(self) -> str:
         """Canonical JSON of the fields that can change an output row."""

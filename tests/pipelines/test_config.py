@@ -76,3 +76,10 @@ def test_config_is_frozen_and_bad_values_are_config_errors():
         _config("--match_units", "sentence", "--units", "document")
     with pytest.raises(ConfigError, match="URL"):
         _config("--es_url", "localhost:9200")
+
+
+def test_summary_settings_hold_every_field_and_no_url_credentials():
+    cfg = _config("--es_url", "https://elastic:s3cr3t@es.example.org:9243")
+    settings = cfg.settings()
+    assert set(settings) == {f.name for f in dataclasses.fields(JobConfig)}
+    assert settings["es_url"] == "https://***@es.example.org:9243" and "s3cr3t" not in str(settings)

@@ -66,6 +66,7 @@ def test_a_second_run_on_the_alias_is_refused_and_the_first_is_unaffected(es_url
     first = start(args(es_url, alias, DEMO, out))
     held = wait_for_lease(es_client, alias, first)
     assert held["run_id"] == run_id and held["mode"] == "full"
+    capsys.readouterr()  # what the reference run printed
     assert main(args(es_url, alias, small, out_b)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: another run holds the lease on '{alias}': run '{run_id}'")
