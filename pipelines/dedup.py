@@ -29,7 +29,7 @@ from pipelines.config import JobConfig
 from pipelines.options import DedupOptions, beam_help, check_arguments, count_input_files, job_help
 from pipelines.runner import (absolute_paths, choose_runner, close_job_streams, default_process_environment, is_direct,
                               local_torch_threads, progress_workers)
-from pipelines.stages import (CleanAndDetect, GroupDuplicates, IndexVectors, Job, LexicalMatch, PrepareUnits,
+from pipelines.stages import (CleanAndDetect, CurrentState, GroupDuplicates, IndexVectors, Job, LexicalMatch, PrepareUnits,
                               ReadDocuments, ScoreAndRollUp, SemanticMatch, SignAndEmbed, WritePairTables,
                               annotate_units, lsh_runs, table_label)
 from transforms.io.bq_sink import delete_run_rows
@@ -71,7 +71,7 @@ def build_full(p: beam.Pipeline, job: Job, input_files: dict | None = None) -> d
         job, vectors=signed["matchable"], signatures=signed["signatures"], neighbourhood=neighbourhood)
     counts.update(minhash_pairs=lexical["pairs"], lsh_oversized_buckets=lexical["oversized"])
     return finish(p, job, mode="full", read=read, clean=clean, all_docs=docs, prepared=prepared, signed=signed,
-                  scored=scored, dead=dead, counts=counts, input_files=input_files)
+                  scored=scored, dead=dead, counts=counts, input_files=input_files, affected=None)
 
 
 def build_incremental(p: beam.Pipeline, job: Job, input_files: dict | None = None) -> dict:
@@ -118,23 +118,37 @@ def build_incremental(p: beam.Pipeline, job: Job, input_files: dict | None = Non
                   lsh_oversized_buckets=p | "NoOversized" >> beam.Create([]),
                   **{k: v for k, v in cleaned.items() if k != "changes"})
     dead = [read["dead_letter_read"], read["dead_letter_duplicate_id"], clean["dead_letter"], index["dead_letter"]]
+    # The stored pairs of documents searched again (touched) or deleted are replaced by this run's.
+    affected = [state["touched"] | "TouchedIds" >> beam.Map(lambda kv: kv[0])]
+    if "absent_documents_deleted" in cleaned:
+        affected.append(cleaned["absent_documents_deleted"])
+    affected = tuple(affected) | "AffectedDocs" >> beam.Flatten()
     return finish(p, job, mode="incremental", read=read, clean=clean, all_docs=all_docs, prepared=prepared,
-                  signed=signed, scored=scored, dead=dead, counts=counts, input_files=input_files)
+                  signed=signed, scored=scored, dead=dead, counts=counts, input_files=input_files, affected=affected)
 
 
-def finish(p, job: Job, *, mode, read, clean, all_docs, prepared, signed, scored, dead, counts, input_files) -> dict:
-    """Groups, tables, summary, report and (Elasticsearch) the alias switch, shared by both jobs."""
+def finish(p, job: Job, *, mode, read, clean, all_docs, prepared, signed, scored, dead, counts, input_files,
+           affected) -> dict:
+    """Groups, current state, tables, summary, report and (Elasticsearch) the alias switch, shared by
+    both jobs. `affected`: ids of the documents whose stored pairs this run replaces (None: all)."""
     cfg = job.cfg
-    grouped = scored["documents"] | "GroupDuplicates" >> GroupDuplicates(job, all_docs)
-    pairs, groups = grouped["pairs"], grouped["groups"]
+    if mode == "full":
+        grouped = scored["documents"] | "GroupDuplicates" >> GroupDuplicates(job, all_docs)
+        pairs, groups = grouped["pairs"], grouped["groups"]
+        current = {"pairs": pairs, "groups": groups, "docs": all_docs} | "CurrentState" >> CurrentState(job, mode)
+    else:  # an incremental run's own rows carry the groups of the whole catalogue
+        current = ({"found": scored["documents"], "docs": all_docs, "affected": affected}
+                   | "CurrentState" >> CurrentState(job, mode))
+        pairs, groups = current["run_pairs"], current["run_groups"]
     unit_matches = annotate_units(job, scored["units"])
-    dead_letters = tuple(dead) | "AllDeadLetters" >> beam.Flatten()
+    dead_letters = (*dead, current["dead_letter"]) | "AllDeadLetters" >> beam.Flatten()
     units, templates = prepared["units"], prepared["templates"]
     run_date = cfg.run_date or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     written = [units | table_label("units") >> job.table("units", UNITS_SCHEMA),
                templates | table_label("templates") >> job.table("templates", TEMPLATES_SCHEMA),
-               {"pairs": pairs, "groups": groups, "unit_matches": unit_matches, "dead_letter": dead_letters}
-               | "WritePairTables" >> WritePairTables(job, run_date)]
+               {"pairs": pairs, "groups": groups, "unit_matches": unit_matches, "dead_letter": dead_letters,
+                "current_pairs": current["pairs"], "current_groups": current["groups"]}
+               | "WritePairTables" >> WritePairTables(job, run_date), current["written"]]
     counts.update({
         "documents_read": read["read"], "dead_letter_read": read["dead_letter_read"],
         "dead_letter_duplicate_id": read["dead_letter_duplicate_id"], "dead_letter_clean": clean["dead_letter"],
@@ -143,11 +157,12 @@ def finish(p, job: Job, *, mode, read, clean, all_docs, prepared, signed, scored
         "documents_cleaned": clean["documents"], "vectors": signed["vectors"], "signatures": signed["signatures"],
         "unit_matches": unit_matches, "duplicate_pairs": pairs,
         "passage_pairs": pairs | "PassagePairs" >> beam.Filter(lambda r: r["relation"] == "passage"),
-        "groups": groups,
+        "groups": groups, "current_pairs": current["pairs"], "current_groups": current["groups"],
     })
     counts = {name: pc | f"Count{''.join(w.title() for w in name.split('_'))}" >> beam.combiners.Count.Globally()
               for name, pc in counts.items()}
     counts["units_by_type"] = units | "UnitsByType" >> CountBy(lambda u: u["unit_type"])
+    counts["current_groups_by_change"] = current["groups"] | "GroupsByChange" >> CountBy(lambda g: g["change"])
     counts["by_source"] = p | "ReconcileSources" >> ReconcileSources(
         read=read["read"], read_dead=read["dead_letter_read"], processed=all_docs,
         dead=(read["dead_letter_read"], read["dead_letter_duplicate_id"], clean["dead_letter"]))

@@ -18,11 +18,15 @@ from typing import NamedTuple, Optional
 import apache_beam as beam
 
 from pipelines.config import JobConfig
+from transforms.incremental.current import (CatalogueMeta, CurrentPairs, GroupLineage, PairStateActions,
+                                            ReadStoredPairs, WithEndMeta, ensure_pairs_index)
 from transforms.incremental.state import unit_settings, with_raw_hash
-from transforms.io.elasticsearch_store import EsConfig, RefreshIndex, WriteToElasticsearch
+from transforms.io.elasticsearch import BulkWrite
+from transforms.io.elasticsearch_store import EsConfig, RefreshIndex, WriteToElasticsearch, pairs_index
 from transforms.io.ingest import DropDuplicateIds, ReadCorpus
-from transforms.io.sinks import (DUPLICATES_SCHEMA, GROUPS_SCHEMA, UNIT_MATCHES_SCHEMA, WriteDeadLetters, WriteTable)
-from transforms.io.bq_sink import WriteRunTable
+from transforms.io.sinks import (DUPLICATES_SCHEMA, GROUPS_CURRENT_SCHEMA, GROUPS_SCHEMA, UNIT_MATCHES_SCHEMA,
+                                 WriteDeadLetters, WriteTable)
+from transforms.io.bq_sink import WriteCurrentTable, WriteRunTable
 from transforms.matching.groups import DuplicateGroups
 from transforms.matching.knn import KnnDuplicates
 from transforms.matching.merge import MergeSignals
@@ -324,6 +328,66 @@ class GroupDuplicates(beam.PTransform):
                 "groups": grouped["groups"] | "AnnotateGroups" >> beam.Map(lambda g: {**g, "run_id": run_id})}
 
 
+class CurrentState(beam.PTransform):
+    """The catalogue's current pairs and groups (transforms/incremental/current.py), kept with
+    Elasticsearch in `<physical index>-pairs`; without it they are this run's.
+
+    full: {"pairs": grouped Pairs, "groups", "docs": Documents} -> {"pairs", "groups" (with
+    `previous_ids`/`change`), "written", "dead_letter"}.
+    incremental: {"found": scored document Pairs, "docs", "affected": ids of the documents whose stored
+    pairs this run replaces} -> the same, and "run_pairs"/"run_groups": the current rows of the pairs
+    this run found and of the groups they are in."""
+
+    def __init__(self, job: Job, mode: str):
+        super().__init__()
+        self.job, self.mode = job, mode
+
+    def expand(self, sources):
+        job, cfg = self.job, self.job.cfg
+        p = sources["docs"].pipeline
+        stored = (p | "ReadStoredPairs" >> ReadStoredPairs(job.es.connection, job.es.index) if job.uses_index
+                  else p | "NoStoredPairs" >> beam.Create([]))
+        meta = {"docs": sources["docs"], "stored": stored} | "CatalogueMeta" >> CatalogueMeta()
+        run_id, model = cfg.effective_run_id, cfg.model
+        out = {}
+        if self.mode == "incremental":
+            found = sources["found"] | "Annotate" >> beam.Map(lambda r: {**r, "model": model, "run_id": run_id})
+            rows = ({"found": found, "stored": stored, "affected": sources["affected"]}
+                    | "CurrentPairs" >> CurrentPairs() | "WithEndMeta" >> WithEndMeta(meta))
+            grouped = rows | "CurrentGroups" >> DuplicateGroups(
+                meta, policy=list(cfg.canonical_policy), preferred_url=cfg.preferred_url, rounds=cfg.group_rounds)
+            pairs, groups = grouped["pairs"], grouped["groups"] | "GroupsRunId" >> beam.Map(lambda g: {**g, "run_id": run_id})
+            out.update(self._this_run(found, pairs, groups))
+        else:
+            pairs, groups = sources["pairs"] | "WithEndMeta" >> WithEndMeta(meta), sources["groups"]
+        out.update(pairs=pairs, groups={"groups": groups, "stored": stored} | "GroupLineage" >> GroupLineage())
+        if job.uses_index:
+            index = pairs_index(job.es.physical_index)
+            actions = ({"current": pairs, "stored": stored}
+                       | "PairStateActions" >> PairStateActions(index, stored_in_index=self.mode == "incremental"))
+            written = actions | "WritePairState" >> BulkWrite(
+                job.es.connection, lambda a: {k: a[k] for k in ("_op_type", "_index", "_id", "_source")},
+                before_first=lambda client, _: ensure_pairs_index(client, index), namespace="pair_state")
+            out.update(written=written.written, dead_letter=written.dead_letter)
+        else:
+            out.update(written=p | "NoState" >> beam.Create([]), dead_letter=p | "NoStateDeadLetters" >> beam.Create([]))
+        return out
+
+    @staticmethod
+    def _this_run(found, pairs, groups) -> dict:
+        """The current rows of the pairs this run found, and the current groups they are in."""
+        keys = found | "FoundKeys" >> beam.Map(lambda r: ((r["doc_a"], r["doc_b"]), True))
+        run_pairs = ({"row": pairs | "KeyCurrent" >> beam.Map(lambda r: ((r["doc_a"], r["doc_b"]), r)), "found": keys}
+                     | "JoinFound" >> beam.CoGroupByKey()
+                     | "RunPairs" >> beam.FlatMap(lambda kv: kv[1]["row"] if kv[1]["found"] else []))
+        run_groups = (run_pairs | "RunGroupIds" >> beam.FlatMap(lambda r: [r["group_id"]] if r.get("group_id") else [])
+                      | "KeyRunGroups" >> beam.Map(lambda g: (g, True)))
+        run_groups = ({"group": groups | "KeyGroups" >> beam.Map(lambda g: (g["group_id"], g)), "run": run_groups}
+                      | "JoinRunGroups" >> beam.CoGroupByKey()
+                      | "RunGroups" >> beam.FlatMap(lambda kv: kv[1]["group"] if kv[1]["run"] else []))
+        return {"run_pairs": run_pairs, "run_groups": run_groups}
+
+
 def annotate_units(job: Job, unit_matches):
     run_id, model = job.cfg.effective_run_id, job.cfg.model
     return unit_matches | "AnnotateUnits" >> beam.Map(lambda r: {**r, "model": model, "run_id": run_id})
@@ -346,6 +410,14 @@ class WritePairTables(beam.PTransform):
                                         ("groups", GROUPS_SCHEMA, tables["groups"]),
                                         ("unit_matches", UNIT_MATCHES_SCHEMA, tables["unit_matches"])):
                 rows | f"BigQuery{table.title()}" >> WriteRunTable(cfg.bq_output_dataset, table, schema, self.run_date)
+        if "current_pairs" in tables:
+            written += [tables["current_pairs"] | table_label("duplicates_current") >> job.table("duplicates_current", DUPLICATES_SCHEMA),
+                        tables["current_groups"] | table_label("groups_current") >> job.table("groups_current", GROUPS_CURRENT_SCHEMA)]
+            if cfg.bq_output_dataset:
+                for table, schema, rows in (("duplicates_current", DUPLICATES_SCHEMA, tables["current_pairs"]),
+                                            ("groups_current", GROUPS_CURRENT_SCHEMA, tables["current_groups"])):
+                    rows | f"BigQuery{table.title().replace('_', '')}" >> WriteCurrentTable(cfg.bq_output_dataset, table, schema,
+                                                                                                   self.run_date)
         written.append(tables["unit_matches"] | table_label("unit_matches") >> job.table("unit_matches", UNIT_MATCHES_SCHEMA))
         written.append(tables["dead_letter"] | "WriteDeadLetters" >> WriteDeadLetters(cfg.output))
         return tuple(written) | "AllWritten" >> beam.Flatten()

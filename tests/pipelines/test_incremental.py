@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.dedup import run
-from transforms.reporting.report import read_duplicates, read_summary, read_units
+from transforms.reporting.report import read_duplicates, read_summary, read_table, read_units
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -18,6 +18,8 @@ MATCH_TYPES = ("document", "paragraph")  # the job's default --match_units
 CHANGED = "es-guia-biologia-tema1"
 COMPARED = ("doc_a", "doc_b", "granularity", "cosine", "jaccard", "method", "rule", "matched_units", "coverage_a",
             "coverage_b", "evidence")
+CURRENT = COMPARED + ("relation", "group_id", "canonical_id")
+DELETED = ("es-fotosintesis-repost", "new-ajedrez")  # absent from the third snapshot
 
 
 def corpora(tmp_path: Path) -> tuple[Path, Path, set[str]]:
@@ -130,6 +132,53 @@ def test_incremental_run_processes_only_new_and_changed_units_and_matches_a_full
 
     # The index after the incremental run holds the same units, texts and settings as a rebuild.
     assert index_state(es_client, index) == index_state(es_client, full_index)
+
+    # The current tables cover the whole catalogue: row for row those of the full run over it.
+    first_groups = current_groups(tmp_path / "first")
+    assert_current_equal(tmp_path / "second", tmp_path / "full")
+    second = read_table(str(tmp_path / "second"), "groups_current")
+    by_members = {tuple(g["members"]): g for g in second}
+    kept = [gid for gid, members in first_groups.items() if tuple(members) in by_members]
+    assert len(kept) >= 3
+    for gid in kept:  # a group whose membership did not change keeps its id
+        g = by_members[tuple(first_groups[gid])]
+        assert (g["group_id"], g["change"], g["previous_ids"]) == (gid, "unchanged", [gid])
+    changes = {g["group_id"]: g["change"] for g in second}
+    assert {changes[g] for g in first_groups if g not in kept} <= {"grown", "changed", "merged"}
+    assert "grown" in changes.values()  # fotosíntesis gained its copy, es-celula the changed page
+    # This run's own rows carry the catalogue's groups.
+    current = {(r["doc_a"], r["doc_b"]): r["group_id"] for r in read_table(str(tmp_path / "second"), "duplicates_current")}
+    assert all(current[(r["doc_a"], r["doc_b"])] == r["group_id"] for r in rows)
+
+    # Third snapshot: two documents deleted, with --on_deleted delete; again equal to a full run.
+    third = tmp_path / "third.jsonl"
+    third.write_text("".join(line + "\n" for line in combined.read_text(encoding="utf-8").splitlines()
+                             if json.loads(line)["id"] not in DELETED), encoding="utf-8")
+    run(args(es_url, index, third, tmp_path / "deleted", "--mode", "incremental", "--on_deleted", "delete"))
+    es_client.indices.delete(index=f"{full_index}*")
+    run(args(es_url, full_index, third, tmp_path / "full3"))
+    assert_current_equal(tmp_path / "deleted", tmp_path / "full3")
+    assert not {d for r in read_table(str(tmp_path / "deleted"), "duplicates_current")
+                for d in (r["doc_a"], r["doc_b"])} & set(DELETED)
+    assert read_summary(str(tmp_path / "deleted"))["counts"]["absent_documents_deleted"] == len(DELETED)
+
+
+def current_groups(output: Path) -> dict[str, list[str]]:
+    return {g["group_id"]: g["members"] for g in read_table(str(output), "groups_current")}
+
+
+def assert_current_equal(incremental: Path, full: Path) -> None:
+    """The current tables of an incremental run equal those of a full run over the same catalogue."""
+    got = {(r["doc_a"], r["doc_b"]): {k: r[k] for k in CURRENT} for r in read_table(str(incremental), "duplicates_current")}
+    want = {(r["doc_a"], r["doc_b"]): {k: r[k] for k in CURRENT} for r in read_table(str(full), "duplicates_current")}
+    assert got.keys() == want.keys(), (sorted(set(got) - set(want)), sorted(set(want) - set(got)))
+    for key in want:
+        assert close(got[key], want[key]), (key, got[key], want[key])
+    # A full run's current pairs are its own pairs.
+    assert want.keys() == {(r["doc_a"], r["doc_b"]) for r in read_duplicates(str(full))}
+    fields = ("group_id", "canonical_id", "size", "members")
+    assert ({g["group_id"]: {k: g[k] for k in fields} for g in read_table(str(incremental), "groups_current")}
+            == {g["group_id"]: {k: g[k] for k in fields} for g in read_table(str(full), "groups_current")})
 
 
 def test_a_second_incremental_run_without_changes_embeds_nothing(es_url, es_client, indices, tmp_path):

@@ -155,6 +155,15 @@ def alias_target(client, alias: str) -> Optional[str]:
     return names[0] if names else None
 
 
+PAIRS_SUFFIX = "-pairs"
+
+
+def pairs_index(physical_index: str) -> str:
+    """The index beside a physical vector index that holds the catalogue's current pairs
+    (transforms/incremental/current.py); it is emptied and switched with its slot."""
+    return physical_index + PAIRS_SUFFIX
+
+
 def resolve_target(config: EsConfig, mode: str) -> tuple[EsConfig, str]:
     """Picks the physical index a job writes: (config with its slot, effective mode).
 
@@ -173,6 +182,7 @@ def resolve_target(config: EsConfig, mode: str) -> tuple[EsConfig, str]:
         slot = "b" if live_slot == "a" else "a"
         target = dataclasses.replace(config, slot=slot)
         client.indices.delete(index=target.physical_index, ignore_unavailable=True)
+        client.indices.delete(index=pairs_index(target.physical_index), ignore_unavailable=True)
         return target, "full"
     finally:
         client.close()

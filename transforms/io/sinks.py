@@ -40,6 +40,14 @@ GROUPS_SCHEMA = pa.schema([
     pa.field("run_id", pa.string()),
 ])
 
+# The catalogue's groups after this run (transforms/incremental/current.py): how each relates to the
+# groups stored before it.
+GROUPS_CURRENT_SCHEMA = pa.schema([
+    *GROUPS_SCHEMA,
+    pa.field("previous_ids", pa.list_(pa.string())),
+    pa.field("change", pa.string()),
+])
+
 UNIT_MATCHES_SCHEMA = pa.schema([
     pa.field("unit_a", pa.string(), nullable=False),
     pa.field("unit_b", pa.string(), nullable=False),
@@ -90,7 +98,7 @@ DEAD_LETTER_SCHEMA = pa.schema([
     pa.field("payload", pa.string()),
 ])
 
-OUTPUT_DIRS = ("duplicates", "dead_letter", "units", "unit_matches", "groups")
+OUTPUT_DIRS = ("duplicates", "dead_letter", "units", "unit_matches", "groups", "duplicates_current", "groups_current")
 
 
 def join_path(base: str, *parts: str) -> str:
@@ -109,6 +117,8 @@ def clear_outputs(output: str) -> int:
 TABLE_KEYS = {  # the columns that identify a row of each table: shard assignment and sort order
     "duplicates": ("doc_a", "doc_b"),
     "groups": ("group_id",),
+    "duplicates_current": ("doc_a", "doc_b"),
+    "groups_current": ("group_id",),
     "unit_matches": ("unit_a", "unit_b"),
     "units": ("doc_id", "unit_type", "unit_index"),
     "templates": ("key",),

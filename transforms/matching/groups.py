@@ -155,9 +155,12 @@ class DuplicateGroups(beam.PTransform):
             "id": d["id"], "published_at": d.get("published_at"), "url": d.get("url"), "chars": d["chars"] if "chars" in d else len(d["text"])}))
 
         def members_by_label(element):
-            _, g = element
+            member, g = element
+            # A member whose metadata is not at hand (an old document outside an incremental run's
+            # input) still belongs to its group; the canonical choice sees only its id.
+            metas = g["meta"] or [{"id": member, "published_at": None, "url": None, "chars": 0}]
             for label in g["label"]:
-                for m in g["meta"]:
+                for m in metas:
                     yield label, m
 
         def to_group(element):
