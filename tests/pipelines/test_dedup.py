@@ -173,6 +173,15 @@ def test_bigquery_output_tables_are_replaced_per_run(bigquery_emulator, gcs_buck
         assert {r["run_date"] for r in stored} == {"2026-11-26"}
         n_groups = list(bigquery_emulator.query(f"SELECT COUNT(*) AS n FROM `data-project.{dataset}.groups`").result())
         assert n_groups[0]["n"] == read_summary(str(out))["counts"]["groups"]
+        # The current tables are replaced, not appended: after the second run they still hold one copy.
+        current = [dict(r) for r in bigquery_emulator.query(
+            f"SELECT doc_a, doc_b, group_id FROM `data-project.{dataset}.duplicates_current` ORDER BY doc_a, doc_b").result()]
+        assert [(r["doc_a"], r["doc_b"], r["group_id"]) for r in current] == \
+            [(r["doc_a"], r["doc_b"], r["group_id"]) for r in local]
+        groups = [dict(r) for r in bigquery_emulator.query(
+            f"SELECT group_id, change FROM `data-project.{dataset}.groups_current`").result()]
+        assert len(groups) == read_summary(str(out))["counts"]["current_groups"]
+        assert {g["change"] for g in groups} == {"new"}  # without an index there is no stored state
 
 
 def test_rule_expression_decides_and_is_recorded(tmp_path):
