@@ -94,12 +94,23 @@ def test_demo_run_finds_the_planted_duplicates_and_reruns_identically(es_url, es
     # Re-running the same job replaces its outputs with byte-identical tables and overwrites the
     # same index documents.
     tables = table_bytes(out)
-    assert {p.split("/")[0] for p in tables} == {"duplicates", "groups", "unit_matches", "units"}
+    assert {p.split("/")[0] for p in tables} == {"duplicates", "groups", "unit_matches", "units",
+                                                 "duplicates_current", "groups_current"}
     assert {p.rsplit(".", 1)[1] for p in tables} == {"parquet", "jsonl"}
+    # A first run's current state is its own pairs and groups, all of them new.
+    current = read_table(str(out), "groups_current")
+    assert {g["change"] for g in current} == {"new"} and len(current) == c["groups"] == c["current_groups"]
     first_index = summary["es_physical_index"]
     assert list(es_client.indices.get_alias(name=index_name)) == [first_index]
     run(job_args(es_url, index_name, DEMO, out))
-    assert table_bytes(out) == tables
+    # groups_current says how each group relates to the state this attempt found: the first run's.
+    lineage = {p for p in tables if p.startswith("groups_current/")}
+    assert {k: v for k, v in table_bytes(out).items() if k not in lineage} == {
+        k: v for k, v in tables.items() if k not in lineage}
+    again_groups = read_table(str(out), "groups_current")
+    assert {g["change"] for g in again_groups} == {"unchanged"}
+    assert [{k: g[k] for k in ("group_id", "canonical_id", "members")} for g in again_groups] == [
+        {k: g[k] for k in ("group_id", "canonical_id", "members")} for g in current]
     assert read_duplicates(str(out)) == rows
     es_client.indices.refresh(index=index_name)
     assert es_client.count(index=index_name)["count"] == c["indexed"]
@@ -107,6 +118,8 @@ def test_demo_run_finds_the_planted_duplicates_and_reruns_identically(es_url, es
     # A full run builds the other blue/green slot and moves the alias at its end; the first is kept.
     assert again.pop("es_physical_index") != summary.pop("es_physical_index")
     assert list(es_client.indices.get_alias(name=index_name)) == [f"{first_index[:-1]}{'b' if first_index[-1] == 'a' else 'a'}"]
+    assert again["counts"].pop("current_groups_by_change") == {"unchanged": c["groups"]}
+    assert summary["counts"].pop("current_groups_by_change") == {"new": c["groups"]}
     assert again == summary
 
 
