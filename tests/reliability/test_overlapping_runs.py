@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.dedup import main, run
-from transforms.reporting.report import read_summary
+from transforms.reporting.report import read_summary, read_table
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +25,12 @@ def args(es_url, index, inp, out, *extra):
 
 
 def tables(out: Path) -> dict[str, bytes]:
-    return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("part-*"))}
+    """Every table file; groups_current without its lineage (relative to the state each run found)."""
+    files = {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("part-*"))
+             if f.parent.name != "groups_current"}
+    files["groups_current"] = json.dumps(sorted((g["group_id"], g["canonical_id"], g["members"])
+                                                for g in read_table(str(out), "groups_current"))).encode()
+    return files
 
 
 def snapshot(es_client, name: str) -> dict:
