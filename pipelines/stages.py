@@ -26,7 +26,7 @@ from transforms.io.elasticsearch_store import EsConfig, RefreshIndex, WriteToEla
 from transforms.io.ingest import DropDuplicateIds, ReadCorpus
 from transforms.io.sinks import (DUPLICATES_SCHEMA, GROUPS_CURRENT_SCHEMA, GROUPS_SCHEMA, UNIT_MATCHES_SCHEMA,
                                  WriteDeadLetters, WriteTable)
-from transforms.io.bq_sink import WriteCurrentTable, WriteRunTable
+from transforms.io.bq_sink import WriteRunTable
 from transforms.matching.groups import DuplicateGroups
 from transforms.matching.knn import KnnDuplicates
 from transforms.matching.merge import MergeSignals
@@ -416,8 +416,8 @@ class WritePairTables(beam.PTransform):
             if cfg.bq_output_dataset:
                 for table, schema, rows in (("duplicates_current", DUPLICATES_SCHEMA, tables["current_pairs"]),
                                             ("groups_current", GROUPS_CURRENT_SCHEMA, tables["current_groups"])):
-                    rows | f"BigQuery{table.title().replace('_', '')}" >> WriteCurrentTable(cfg.bq_output_dataset, table, schema,
-                                                                                                   self.run_date)
+                    rows | f"BigQuery{table.title().replace('_', '')}" >> WriteRunTable(cfg.bq_output_dataset, table, schema,
+                                                                                               self.run_date, replace=True)
         written.append(tables["unit_matches"] | table_label("unit_matches") >> job.table("unit_matches", UNIT_MATCHES_SCHEMA))
         written.append(tables["dead_letter"] | "WriteDeadLetters" >> WriteDeadLetters(cfg.output))
         return tuple(written) | "AllWritten" >> beam.Flatten()

@@ -63,11 +63,14 @@ def delete_run_rows(dataset: str, run_id: str, tables=TABLES) -> dict:
 
 
 class WriteRunTable(beam.PTransform):
-    """Row dicts -> `<dataset>.<table>` via FILE_LOADS, appended with `run_date`."""
+    """Row dicts -> `<dataset>.<table>` via FILE_LOADS, appended with `run_date` to a day-partitioned
+    table; `replace`: the table is replaced as a whole instead (WRITE_TRUNCATE, one load job, so readers
+    see the previous or the new table, never a mix: the current-state tables)."""
 
-    def __init__(self, dataset: str, table: str, schema: pa.Schema, run_date: str):
+    def __init__(self, dataset: str, table: str, schema: pa.Schema, run_date: str, replace: bool = False):
         super().__init__()
         self.dataset, self.table, self.schema, self.run_date = dataset, table, schema, run_date
+        self.replace = replace
 
     def expand(self, rows):
         project, name = split_dataset(self.dataset)
@@ -79,28 +82,8 @@ class WriteRunTable(beam.PTransform):
                     f"{project}:{name}.{self.table}", schema=bq_schema(self.schema),
                     method=beam.io.WriteToBigQuery.Method.FILE_LOADS,
                     create_disposition=beam.io.BigQueryDisposition.CREATE_IF_NEEDED,
-                    write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND,
-                    additional_bq_parameters={"timePartitioning": {"type": "DAY", "field": "run_date"},
-                                              "clustering": {"fields": ["run_id"]}}))
+                    write_disposition=(beam.io.BigQueryDisposition.WRITE_TRUNCATE if self.replace
+                                       else beam.io.BigQueryDisposition.WRITE_APPEND),
+                    additional_bq_parameters={} if self.replace else {
+                        "timePartitioning": {"type": "DAY", "field": "run_date"}, "clustering": {"fields": ["run_id"]}}))
 
-
-class WriteCurrentTable(beam.PTransform):
-    """Row dicts -> `<dataset>.<table>`, replaced as a whole (FILE_LOADS with WRITE_TRUNCATE: one
-    load job, so readers see the previous or the new table, never a mix); `run_date`: of the run
-    that wrote it."""
-
-    def __init__(self, dataset: str, table: str, schema: pa.Schema, run_date: str):
-        super().__init__()
-        self.dataset, self.table, self.schema, self.run_date = dataset, table, schema, run_date
-
-    def expand(self, rows):
-        project, name = split_dataset(self.dataset)
-        names = [f["name"] for f in bq_schema(self.schema)["fields"]]
-        run_date = self.run_date
-        return (rows
-                | "Project" >> beam.Map(lambda r: {n: (run_date if n == "run_date" else r.get(n)) for n in names})
-                | "Load" >> beam.io.WriteToBigQuery(
-                    f"{project}:{name}.{self.table}", schema=bq_schema(self.schema),
-                    method=beam.io.WriteToBigQuery.Method.FILE_LOADS,
-                    create_disposition=beam.io.BigQueryDisposition.CREATE_IF_NEEDED,
-                    write_disposition=beam.io.BigQueryDisposition.WRITE_TRUNCATE))
