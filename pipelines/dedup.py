@@ -162,7 +162,7 @@ def finish(p, job: Job, *, mode, read, clean, all_docs, prepared, signed, scored
     counts = {name: pc | f"Count{''.join(w.title() for w in name.split('_'))}" >> beam.combiners.Count.Globally()
               for name, pc in counts.items()}
     counts["units_by_type"] = units | "UnitsByType" >> CountBy(lambda u: u["unit_type"])
-    counts["current_groups_by_change"] = current["groups"] | "GroupsByChange" >> CountBy(lambda g: g["change"])
+    counts["current_groups_by_change"] = current["groups"] | "CurrentGroupsByChange" >> CountBy(lambda g: g["change"])
     counts["by_source"] = p | "ReconcileSources" >> ReconcileSources(
         read=read["read"], read_dead=read["dead_letter_read"], processed=all_docs,
         dead=(read["dead_letter_read"], read["dead_letter_duplicate_id"], clean["dead_letter"]))

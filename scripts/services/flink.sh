@@ -57,7 +57,10 @@ write_conf() {
 jobmanager.rpc.address: 127.0.0.1
 jobmanager.rpc.port: $RPC_PORT
 jobmanager.bind-host: 127.0.0.1
-jobmanager.memory.process.size: 800m
+# When a job ends the JobManager archives it and prints every step's Beam metrics as one JSON text
+# (MetricsContainerStepMap.toString): a 512 MB heap ran out there on the demo job ("Java heap space",
+# job FAILED after its work was done). 1600m gives a ~1 GB heap.
+jobmanager.memory.process.size: 1600m
 rest.address: 127.0.0.1
 rest.bind-address: 127.0.0.1
 rest.port: $REST_PORT
@@ -124,12 +127,16 @@ start() {
   install
   local cp; cp="$(classpath)"
   log "starting flink 1.19 (1 JobManager, $TASKMANAGERS TaskManagers) on $REST and the Beam job server on 127.0.0.1:$JOB_PORT"
-  launch flink-jobmanager org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint -Xmx512m "$cp" \
-    --configDir "$CONF"
-  # The JVM limits and memory settings Flink derives from taskmanager.memory.process.size (what
-  # Flink's own taskmanager.sh does with BashJavaUtils).
-  local params; params="$(memory_params "$cp" GET_TM_RESOURCE_PARAMS)"
-  local jvm_opts dynamic; jvm_opts="$(sed -n 1p <<< "$params")"; dynamic="$(sed -n 2p <<< "$params")"
+  # The JVM limits and memory settings Flink derives from jobmanager/taskmanager.memory.process.size
+  # (what Flink's own jobmanager.sh and taskmanager.sh do with BashJavaUtils).
+  local params jvm_opts dynamic
+  params="$(memory_params "$cp" GET_JM_RESOURCE_PARAMS)"
+  jvm_opts="$(sed -n 1p <<< "$params")"; dynamic="$(sed -n 2p <<< "$params")"
+  # shellcheck disable=SC2086  # $dynamic is a list of "-D key=value" words
+  launch flink-jobmanager org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint "$jvm_opts" "$cp" \
+    --configDir "$CONF" $dynamic
+  params="$(memory_params "$cp" GET_TM_RESOURCE_PARAMS)"
+  jvm_opts="$(sed -n 1p <<< "$params")"; dynamic="$(sed -n 2p <<< "$params")"
   for i in $(seq 1 "$TASKMANAGERS"); do
     # shellcheck disable=SC2086  # $dynamic is a list of "-D key=value" words
     launch "flink-taskmanager$i" org.apache.flink.runtime.taskexecutor.TaskManagerRunner "$jvm_opts" "$cp" \

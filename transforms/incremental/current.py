@@ -29,9 +29,9 @@ import json
 import logging
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
 from transforms.io.elasticsearch_store import alias_target, pairs_index
+from transforms.matching.pair_join import DropRowsNaming
 
 _LOG = logging.getLogger(__name__)
 
@@ -131,21 +131,11 @@ class CurrentPairs(beam.PTransform):
 
     def expand(self, sources):
         found = sources["found"] | "StripFound" >> beam.Map(_strip_groups)
-        affected = sources["affected"] | "KeyAffected" >> beam.Map(lambda d: (d, True))
-        dropped = Metrics.counter("current", "stored_pairs_dropped")
-
-        def keep(element):
-            _, g = element
-            if g["affected"]:
-                dropped.inc(len(g["rows"]))
-                return
-            yield from g["rows"]
-
-        rows = sources["stored"] | "StripStored" >> beam.Map(
-            lambda r: {k: v for k, v in r.items() if k not in GROUP_FIELDS + ("meta_a", "meta_b")})
-        for end in ("doc_a", "doc_b"):
-            rows = ({"rows": rows | f"By{end}" >> beam.Map(lambda r, e=end: (r[e], r)), "affected": affected}
-                    | f"Join{end}" >> beam.CoGroupByKey() | f"Keep{end}" >> beam.FlatMap(keep))
+        rows = (sources["stored"]
+                | "StripStored" >> beam.Map(lambda r: {k: v for k, v in r.items()
+                                                        if k not in GROUP_FIELDS + ("meta_a", "meta_b")})
+                | "DropAffected" >> DropRowsNaming(sources["affected"], namespace="current",
+                                                   counter="stored_pairs_dropped"))
 
         def pick(element):
             _, g = element

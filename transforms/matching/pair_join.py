@@ -49,3 +49,34 @@ class JoinPairScores(beam.PTransform):
                 | "AttachLeft" >> beam.FlatMap(attach_left))
         return ({"f": self.features, "left": left} | "JoinRight" >> beam.CoGroupByKey()
                 | "ScoreRight" >> beam.FlatMap(score_right))
+
+
+class DropRowsNaming(beam.PTransform):
+    """Rows (dicts) + `flagged` ids -> the rows whose `ends` fields name none of the flagged ids.
+
+    One keyed join per end, so no worker holds the flagged set; dropped rows are counted as
+    `namespace`/`counter`. Used to void stored pairs of affected documents and matches of template
+    frames.
+    """
+
+    def __init__(self, flagged, ends: tuple[str, ...] = ("doc_a", "doc_b"), namespace: str = "pair_join",
+                 counter: str = "rows_dropped"):
+        super().__init__()
+        self.flagged, self.ends = flagged, ends
+        self.namespace, self.counter = namespace, counter
+
+    def expand(self, rows):
+        dropped = Metrics.counter(self.namespace, self.counter)
+        flagged = self.flagged | "KeyFlagged" >> beam.Map(lambda i: (i, True))
+
+        def keep(element):
+            _, grouped = element
+            if grouped["flagged"]:
+                dropped.inc(len(grouped["rows"]))
+                return
+            yield from grouped["rows"]
+
+        for end in self.ends:
+            rows = ({"rows": rows | f"By_{end}" >> beam.Map(lambda r, e=end: (r[e], r)), "flagged": flagged}
+                    | f"Join_{end}" >> beam.CoGroupByKey() | f"Keep_{end}" >> beam.FlatMap(keep))
+        return rows

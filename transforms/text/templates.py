@@ -125,12 +125,12 @@ class DropFramePassages(beam.PTransform):
         self.min_docs = min_docs
 
     def expand(self, rows):
+        from transforms.matching.pair_join import DropRowsNaming
         from transforms.text.units import parse_unit_id
 
         if self.min_docs <= 0:
             return rows
         min_docs = self.min_docs
-        dropped = Metrics.counter("templates", "frame_passage_matches_dropped")
 
         def ends(row):
             (doc_a, kind), (doc_b, _) = parse_unit_id(row["doc_a"]), parse_unit_id(row["doc_b"])
@@ -140,17 +140,7 @@ class DropFramePassages(beam.PTransform):
 
         frames = (rows | "UnitPartnerDocs" >> beam.FlatMap(ends) | "DistinctPartners" >> beam.Distinct()
                   | "CountPartners" >> beam.combiners.Count.PerKey()
-                  | "Frames" >> beam.Filter(lambda kv: kv[1] >= min_docs) | "FrameKeys" >> beam.Map(lambda kv: (kv[0], True)))
-
-        def keep(element):
-            _, g = element
-            if g["frame"]:
-                dropped.inc(len(g["rows"]))
-                return
-            yield from g["rows"]
-
-        # Two keyed joins (one per end): no worker holds the set of frames.
-        by_a = rows | "KeyByUnitA" >> beam.Map(lambda r: (r["doc_a"], r))
-        kept_a = {"rows": by_a, "frame": frames} | "JoinFramesA" >> beam.CoGroupByKey() | "KeepA" >> beam.FlatMap(keep)
-        by_b = kept_a | "KeyByUnitB" >> beam.Map(lambda r: (r["doc_b"], r))
-        return {"rows": by_b, "frame": frames} | "JoinFramesB" >> beam.CoGroupByKey() | "KeepB" >> beam.FlatMap(keep)
+                  | "Frames" >> beam.Filter(lambda kv: kv[1] >= min_docs) | "FrameKeys" >> beam.Keys())
+        # One keyed join per end: no worker holds the set of frames.
+        return rows | "DropFrames" >> DropRowsNaming(frames, namespace="templates",
+                                                     counter="frame_passage_matches_dropped")
