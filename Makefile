@@ -26,7 +26,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help test-unit lint venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop flink-start flink-stop browser run test test-reliability evaluate lock clean bench bench-incremental bench-pipeline bench-engine bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
+.PHONY: help test-unit lint venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop flink-start flink-stop browser run test test-reliability evaluate lock clean bench bench-incremental bench-exit bench-pipeline bench-engine bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -121,6 +121,9 @@ bench: bench-prep bench-minhash bench-es bench-embed bench-incremental bench-pip
 
 bench-incremental: venv es-start ## Incremental run (+5% new, 2% changed) vs full run, libreoffice-help-es pages
 	$(PY) bench/incremental_bench.py --docs 1000 --es_url $(ES_URL) --out bench/results/incremental.json
+
+bench-exit: venv es-start ## The job's exit code over RUNS demo runs in a row (default 20), with the fault handler on
+	$(PY) bench/repeated_runs.py --runs $(or $(RUNS),20) --es_url $(ES_URL) --out bench/results/repeated-runs.json
 
 bench-pipeline: venv es-start ## End-to-end job per stage vs bare baselines, scaling series (BENCH_SIZES)
 	$(PY) bench/pipeline_bench.py --sizes $(BENCH_SIZES) --es_url $(ES_URL) --out bench/results/pipeline.json

@@ -27,8 +27,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, PortableOption
 from pipelines import incremental_stages as inc
 from pipelines.config import JobConfig
 from pipelines.options import DedupOptions, beam_help, check_arguments, count_input_files, job_help
-from pipelines.runner import (absolute_paths, choose_runner, close_job_streams, default_process_environment, is_direct,
-                              local_torch_threads, progress_workers)
+from pipelines.runner import (absolute_paths, choose_runner, close_job_streams, default_process_environment, exit_process,
+                              is_direct, local_torch_threads, progress_workers)
 from pipelines.stages import (CleanAndDetect, CurrentState, GroupDuplicates, IndexVectors, Job, LexicalMatch, PrepareUnits,
                               ReadDocuments, ScoreAndRollUp, SemanticMatch, SignAndEmbed, WritePairTables,
                               annotate_units, lsh_runs, table_label)
@@ -295,4 +295,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_process(main(sys.argv[1:]))

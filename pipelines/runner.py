@@ -127,3 +127,35 @@ def close_job_streams(result) -> None:
         cancel = getattr(stream, "cancel", None)
         if callable(cancel):
             cancel()
+
+
+def exit_process(code: int):
+    """Ends the launcher process with `code`: joins the threads Python would join, runs the atexit
+    callbacks, flushes the logs and streams, then leaves without the interpreter's teardown.
+
+    That teardown destroys the native thread pools of the extension modules the job loaded (gRPC,
+    torch, pyarrow, the tokenizers) while some of their threads may still run; about one demo run in
+    six here then aborted after a successful job ("terminate called without an active exception",
+    SIGABRT, exit 134), and a scheduler marked the finished run failed and retried it. Nothing the job
+    writes depends on that teardown: by the time `main` returns, every table is renamed into place,
+    the index refreshed, the alias switched and the lease released. Call it only from `__main__`.
+    """
+    import atexit
+    import logging
+    import os
+    import sys
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(timeout=60)
+    try:
+        atexit._run_exitfuncs()  # what the interpreter would run next (temp folders, weakref finalizers)
+    finally:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
