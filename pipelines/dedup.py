@@ -85,8 +85,10 @@ def build_incremental(p: beam.Pipeline, job: Job, input_files: dict | None = Non
     if same is not None:
         counts["documents_unchanged"] = same
         all_docs = (docs, same) | "AllDocuments" >> beam.Flatten()
-        # Unchanged documents are cleaned for template counting only.
-        corpus = (docs, (same | "CleanUnchanged" >> CleanAndDetect(job))["documents"]) | "CorpusTexts" >> beam.Flatten()
+        # Unchanged documents are cleaned for template counting only (from their raw records: the
+        # `same` stubs have no text).
+        unchanged_texts = (split_docs["same_raw"] | "CleanUnchanged" >> CleanAndDetect(job))["documents"]
+        corpus = (docs, unchanged_texts) | "CorpusTexts" >> beam.Flatten()
     prepared = docs | "PrepareUnits" >> PrepareUnits(job, corpus=corpus)
     state = prepared["to_match"] | "SplitUnitsByState" >> inc.SplitUnits(job)
     signed = state["fresh"] | "SignAndEmbed" >> SignAndEmbed(job)

@@ -9,15 +9,16 @@ from __future__ import annotations
 import apache_beam as beam
 
 from pipelines.stages import MATCH_FIELDS, Job, SemanticMatch
-from transforms.incremental.state import (CHANGED_DOCS_TAG, FRESH_TAG, MOVED_TAG, SAME_DOCS_TAG, UNCHANGED_TAG,
-                                          BandLookup, DeleteAbsentDocuments, FetchStoredUnits, PruneStaleUnits,
+from transforms.incremental.state import (CHANGED_DOCS_TAG, FRESH_TAG, MOVED_TAG, SAME_DOCS_TAG, SAME_RAW_TAG,
+                                          UNCHANGED_TAG, BandLookup, DeleteAbsentDocuments, FetchStoredUnits, PruneStaleUnits,
                                           SplitByState, SplitDocsByState)
 from transforms.text.units import parse_unit_id
 
 
 class SplitDocuments(beam.PTransform):
     """Document (with raw_hash) -> {"changed": Documents to process, "same": Documents whose raw record
-    and settings are indexed unchanged (not even cleaned again)}."""
+    and settings are indexed unchanged (not split, embedded or matched again), "same_raw": their raw
+    records (cleaned only to count template paragraphs over the whole corpus)}."""
 
     def __init__(self, job: Job):
         super().__init__()
@@ -25,9 +26,9 @@ class SplitDocuments(beam.PTransform):
 
     def expand(self, docs):
         if "document" not in self.job.cfg.match_units:
-            return {"changed": docs, "same": None}
+            return {"changed": docs, "same": None, "same_raw": None}
         state = docs | "ByState" >> SplitDocsByState(self.job.es, self.job.unit_settings["document"])
-        return {"changed": state[CHANGED_DOCS_TAG], "same": state[SAME_DOCS_TAG]}
+        return {"changed": state[CHANGED_DOCS_TAG], "same": state[SAME_DOCS_TAG], "same_raw": state[SAME_RAW_TAG]}
 
 
 class SplitUnits(beam.PTransform):

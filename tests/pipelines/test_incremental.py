@@ -205,3 +205,42 @@ def test_documents_absent_from_a_snapshot_are_deleted_on_request(es_url, es_clie
     es_client.indices.refresh(index=index)
     left = {h["_source"]["doc_id"] for h in es_client.search(index=index, size=10_000, source_includes=["doc_id"])["hits"]["hits"]}
     assert not left & gone and len(left) == len(lines) - 2
+
+
+TOPICS = ["la fotosíntesis en las plantas verdes", "el ciclo del agua en la naturaleza", "la historia de la imprenta",
+          "los volcanes y la tectónica de placas", "la célula y sus orgánulos", "el sistema solar y sus planetas",
+          "la Revolución Industrial en Europa", "la digestión en el ser humano", "los ecosistemas marinos",
+          "la energía eólica y solar", "el Imperio romano y sus provincias", "las ondas sonoras y la música",
+          "la genética de Mendel"]
+FOOTER = ("Si encuentra un error en esta página, envíe un informe al equipo de documentación desde el formulario "
+          "de contacto del sitio.")
+
+
+def site(topics):
+    """Pages of one site: a paragraph of their own and the site's footer (its template text)."""
+    return [{"id": f"pagina-{i:02d}", "title": t.capitalize(),
+             "text": f"Esta página explica {t}, con ejemplos sencillos y un resumen de las ideas principales "
+                     f"que conviene recordar sobre {t}.\n\n{FOOTER}"} for i, t in enumerate(topics)]
+
+
+def test_template_text_of_unchanged_documents_still_counts_in_an_incremental_run(es_url, indices, tmp_path):
+    """Template paragraphs are a property of the whole corpus: a new page's footer is template text in
+    an incremental run as in a full run, though only the new page is cleaned and split again."""
+    index, full_index = indices
+    old, grown = tmp_path / "old.jsonl", tmp_path / "grown.jsonl"
+    old.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in site(TOPICS[:12])), encoding="utf-8")
+    grown.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in site(TOPICS)), encoding="utf-8")
+    run(args(es_url, index, old, tmp_path / "first"))
+    run(args(es_url, index, grown, tmp_path / "second", "--mode", "incremental"))
+    run(args(es_url, full_index, grown, tmp_path / "full"))
+
+    assert read_summary(str(tmp_path / "second"))["counts"]["documents_cleaned"] == 1  # only the new page
+    templates = {run_: [(t["text"], t["documents"]) for t in read_table(str(tmp_path / run_), "templates")]
+                 for run_ in ("second", "full")}
+    assert templates["second"] == templates["full"] == [(FOOTER, 13)]
+    new = {run_: {u["unit_type"]: u for u in read_units(str(tmp_path / run_)) if u["doc_id"] == "pagina-12"}
+           for run_ in ("second", "full")}
+    assert new["second"]["paragraph"]["template"] and new["full"]["paragraph"]["template"]
+    # Its document text leaves the footer out in both runs, so its vector and shingles are the same.
+    assert new["second"]["document"]["content_hash"] == new["full"]["document"]["content_hash"]
+    assert FOOTER not in new["second"]["document"]["text"]

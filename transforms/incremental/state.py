@@ -32,7 +32,7 @@ from transforms.signals.minhash import exact_jaccard
 from transforms.text.units import parse_unit_id
 
 FRESH_TAG, UNCHANGED_TAG, MOVED_TAG = "fresh", "unchanged", "moved"
-CHANGED_DOCS_TAG, SAME_DOCS_TAG = "changed", "same"
+CHANGED_DOCS_TAG, SAME_DOCS_TAG, SAME_RAW_TAG = "changed", "same", "same_raw"
 POSITION_FIELDS = ("start", "end", "doc_chars")
 _INDEX_SUFFIX = re.compile(r"#[ps](\d+)$")
 
@@ -93,6 +93,7 @@ class _SplitDocsFn(_Batched):
                 yield beam.pvalue.TaggedOutput(SAME_DOCS_TAG, {
                     "id": doc["id"], "source": doc.get("source"), "published_at": doc.get("published_at"),
                     "url": doc.get("url"), "chars": stored.get("doc_chars") or 0})
+                yield beam.pvalue.TaggedOutput(SAME_RAW_TAG, doc)
             else:
                 self.changed.inc()
                 yield beam.pvalue.TaggedOutput(CHANGED_DOCS_TAG, doc)
@@ -100,8 +101,10 @@ class _SplitDocsFn(_Batched):
 
 class SplitDocsByState(beam.PTransform):
     """Raw document dicts with "raw_hash" -> tagged `changed` (not indexed, or another raw record or
-    settings: cleaned and split as usual) and `same` ({"id", "source", "published_at", "url",
-    "chars"}: skipped, nothing of it is recomputed). `settings`: the document unit's settings."""
+    settings: cleaned and split as usual), `same` ({"id", "source", "published_at", "url", "chars"}:
+    skipped, nothing of it is recomputed) and `same_raw` (the raw records of the `same` documents:
+    their paragraphs still count towards the corpus's template text). `settings`: the document
+    unit's settings."""
 
     def __init__(self, config: EsConfig, settings: str, batch_size: int = 1000):
         super().__init__()
@@ -109,7 +112,8 @@ class SplitDocsByState(beam.PTransform):
 
     def expand(self, docs):
         return docs | "LookupDocState" >> beam.ParDo(
-            _SplitDocsFn(self.config, self.settings, self.batch_size)).with_outputs(CHANGED_DOCS_TAG, SAME_DOCS_TAG)
+            _SplitDocsFn(self.config, self.settings, self.batch_size)).with_outputs(CHANGED_DOCS_TAG, SAME_DOCS_TAG,
+                                                                                SAME_RAW_TAG)
 
 
 class _SplitByStateFn(_Batched):
