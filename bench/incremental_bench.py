@@ -33,24 +33,11 @@ from prep_bench import fetch_pages  # noqa: E402
 from pipeline_bench import stage_seconds  # noqa: E402
 
 from pipelines.dedup import run  # noqa: E402
-from transforms.reporting.report import read_duplicates, read_summary, read_table  # noqa: E402
+from transforms.reporting.report import read_duplicates, read_summary, read_table, values_close  # noqa: E402
 
 PAIR_FIELDS = ("granularity", "relation", "cosine", "jaccard", "method", "rule", "matched_units", "coverage_a",
                "coverage_b", "evidence", "group_id", "canonical_id")
 GROUP_FIELDS = ("canonical_id", "size", "members")
-
-
-def close(a, b, tol=2e-6) -> bool:
-    """Equal, except floats may differ by `tol` (units embedded in another batch)."""
-    if isinstance(a, str) and isinstance(b, str) and a.startswith("[") and b.startswith("["):
-        return close(json.loads(a), json.loads(b), tol)
-    if isinstance(a, float) and isinstance(b, float):
-        return abs(a - b) <= tol
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
-    return a == b
 
 
 def current_agreement(incr_out: str, full_out: str) -> dict:
@@ -64,7 +51,7 @@ def current_agreement(incr_out: str, full_out: str) -> dict:
 
     a, b = pairs(incr_out), pairs(full_out)
     ga, gb = groups(incr_out), groups(full_out)
-    differ = sorted(k for k in a.keys() | b.keys() if not close(a.get(k), b.get(k)))
+    differ = sorted(k for k in a.keys() | b.keys() if not values_close(a.get(k), b.get(k)))
     changes = {}
     for g in read_table(incr_out, "groups_current"):
         changes[g["change"]] = changes.get(g["change"], 0) + 1

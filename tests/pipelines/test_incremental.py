@@ -2,14 +2,13 @@
 documents (some duplicating old ones) and a changed one. Only new and changed units are embedded, the
 old-vs-new duplicates are found under the old ids, and the rows equal a full run's for those documents."""
 import json
-import math
 import uuid
 from pathlib import Path
 
 import pytest
 
 from pipelines.dedup import run
-from transforms.reporting.report import read_duplicates, read_summary, read_table, read_units
+from transforms.reporting.report import read_duplicates, read_summary, read_table, read_units, values_close
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -53,19 +52,6 @@ def corpora(tmp_path: Path) -> tuple[Path, Path, set[str]]:
 def args(es_url, index, inp, out, *extra):
     return ["--input", str(inp), "--output", str(out), "--es_url", es_url, "--es_index", index, "--report_top", "0",
             *extra]
-
-
-def close(a, b, tol=2e-6) -> bool:
-    """Equal, except floats may differ by `tol` (vectors of units embedded in another batch)."""
-    if isinstance(a, str) and isinstance(b, str) and a.startswith("[") and b.startswith("["):
-        return close(json.loads(a), json.loads(b), tol)
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, abs_tol=tol)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(close(a[k], b[k], tol) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(close(x, y, tol) for x, y in zip(a, b))
-    return a == b
 
 
 def index_state(es_client, name: str) -> dict[str, tuple]:
@@ -128,7 +114,7 @@ def test_incremental_run_processes_only_new_and_changed_units_and_matches_a_full
     want = {(r["doc_a"], r["doc_b"]): {k: r[k] for k in COMPARED} for r in full_rows}
     assert got.keys() == want.keys()
     for key in want:
-        assert close(got[key], want[key]), (key, got[key], want[key])
+        assert values_close(got[key], want[key]), (key, got[key], want[key])
 
     # The index after the incremental run holds the same units, texts and settings as a rebuild.
     assert index_state(es_client, index) == index_state(es_client, full_index)
@@ -173,7 +159,7 @@ def assert_current_equal(incremental: Path, full: Path) -> None:
     want = {(r["doc_a"], r["doc_b"]): {k: r[k] for k in CURRENT} for r in read_table(str(full), "duplicates_current")}
     assert got.keys() == want.keys(), (sorted(set(got) - set(want)), sorted(set(want) - set(got)))
     for key in want:
-        assert close(got[key], want[key]), (key, got[key], want[key])
+        assert values_close(got[key], want[key]), (key, got[key], want[key])
     # A full run's current pairs are its own pairs.
     assert want.keys() == {(r["doc_a"], r["doc_b"]) for r in read_duplicates(str(full))}
     fields = ("group_id", "canonical_id", "size", "members")

@@ -43,6 +43,20 @@ def read_table(output: str, table: str) -> list[dict]:
     return rows
 
 
+def values_close(a, b, tol: float = 2e-6) -> bool:
+    """Two runs' cell values equal, floats within `tol` (a unit embedded in another batch moves its
+    cosines in the 7th decimal); dicts, lists and JSON-encoded lists compared element by element."""
+    if isinstance(a, str) and isinstance(b, str) and a.startswith("[") and b.startswith("["):
+        return values_close(json.loads(a), json.loads(b), tol)
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= tol
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(values_close(a[k], b[k], tol) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(values_close(x, y, tol) for x, y in zip(a, b))
+    return a == b
+
+
 def read_units(output: str) -> list[dict]:
     return read_table(output, "units")
 
