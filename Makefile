@@ -76,7 +76,7 @@ run: venv es-start $(RUNNER_NEEDS) ## Run the dedup job (demo corpus by default;
 	$(PY) -m pipelines.dedup --input $(call shq,$(INPUT)) --output $(call shq,$(OUTPUT)) \
 	  --es_url $(call shq,$(ES_URL)) --es_index $(call shq,$(ES_INDEX)) $(RUNNER_ARGS) $(ARGS)
 	@if [ -n "$(GOLD)" ]; then $(PY) -m pipelines.evaluate --duplicates $(call shq,$(OUTPUT)/duplicates) --gold $(call shq,$(GOLD)); fi
-	@echo "outputs under $(OUTPUT): duplicates/ groups/ unit_matches/ units/ (Parquet + JSONL), dead_letter/ (JSONL), summary.json, report.html"
+	@echo "outputs under $(OUTPUT): duplicates/ groups/ duplicates_current/ groups_current/ unit_matches/ units/ (Parquet + JSONL; templates/ and dead_letter/ when they have rows), summary.json, report.html"
 
 browser: ## Install Debian's Chromium (the HTML report test opens the report in it)
 	@scripts/install-chromium.sh >/dev/null
