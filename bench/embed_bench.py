@@ -2,9 +2,10 @@
 
     python bench/embed_bench.py [--texts 2000] [--repeats 3] [--out bench/results/embed.json]
 
-Also the fast mode (bf16, where the CPU has it natively): bare and in Beam, the mean/min cosine of its
-vectors to the fp32 ones, and the agreement of duplicate decisions at cosine 0.85 and 0.9 on pairs of
-(paragraph, edited copy) and (paragraph, another paragraph).
+Variants: torch fp32 (the reference), torch bf16 (where the CPU has it natively) and OpenVINO with the
+job's default precision (`auto`: bf16 where native, else fp32): each bare and in Beam, the mean/min
+cosine of its vectors to torch fp32's, and the agreement of duplicate decisions at cosine 0.85 and 0.9 on
+pairs of (paragraph, edited copy) and (paragraph, another paragraph).
 
 Texts: real paragraphs, cleaned and split exactly as the job does (Clough-Stevenson answers from
 ../shared/data when present, and the demo corpus), cycled to --texts. Baseline: one `model.encode`
@@ -50,7 +51,7 @@ def paragraphs() -> list[str]:
     return out
 
 
-def beam_run(path: str, model: str, precision: str = "fp32", long_texts: str = "chunk") -> float:
+def beam_run(path: str, model: str, precision: str = "fp32", long_texts: str = "chunk", backend: str = "torch") -> float:
     import apache_beam as beam
 
     from pipelines.runner import OfflineDirectRunner
@@ -59,7 +60,8 @@ def beam_run(path: str, model: str, precision: str = "fp32", long_texts: str = "
     start = time.perf_counter()
     with beam.Pipeline(runner=OfflineDirectRunner()) as p:
         _ = (p | beam.io.ReadFromText(path) | beam.Map(json.loads) | beam.Map(lambda r: (r["id"], r["text"]))
-             | EmbedTexts(model, precision=precision, long_texts=long_texts) | beam.combiners.Count.Globally())
+             | EmbedTexts(model, precision=precision, long_texts=long_texts, backend=backend)
+             | beam.combiners.Count.Globally())
     return time.perf_counter() - start
 
 
@@ -84,9 +86,12 @@ def main() -> int:
 
     base = paragraphs()
     texts = [base[i % len(base)] for i in range(args.texts)]
-    precisions = ["fp32"] + (["bf16"] if cpu_supports_bf16() else [])
-    models = {p: load_encoder(args.model, device="cpu", precision=p) for p in precisions}
-    fp32 = models["fp32"]
+    variants = {"torch/fp32": ("torch", "fp32"), "openvino/auto": ("openvino", "auto")}
+    if cpu_supports_bf16():
+        variants["torch/bf16"] = ("torch", "bf16")
+    precisions = list(variants)
+    models = {v: load_encoder(args.model, device="cpu", precision=p, backend=b) for v, (b, p) in variants.items()}
+    fp32 = models["torch/fp32"]
     pieces, _, weights, n_long = long_text_pieces(fp32, texts, "chunk")
     _, _, capped, _ = long_text_pieces(fp32, texts, "truncate")
     work = {"truncate": (texts, sum(capped) + 2 * len(texts)), "chunk": (pieces, sum(weights) + 2 * len(pieces))}
@@ -109,7 +114,8 @@ def main() -> int:
                     start = time.perf_counter()
                     model.encode(inputs, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
                     timings[p][mode]["bare"].append(time.perf_counter() - start)
-                    timings[p][mode]["beam"].append(beam_run(path, args.model, p, mode))
+                    backend, precision = variants[p]
+                    timings[p][mode]["beam"].append(beam_run(path, args.model, precision, mode, backend))
     result = {
         "machine": {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -119,11 +125,11 @@ def main() -> int:
         "tokens": {mode: n for mode, (_, n) in work.items()},
         "beam_fixed_cost_s": round(fixed, 2), "runs": {}}
     for p in precisions:
-        result["runs"][p] = {}
+        result["runs"][p] = {"ran": f"{models[p].dedup_backend} {models[p].dedup_precision}"}
         for mode, (inputs, tokens) in work.items():
             t = timings[p][mode]
             b, m = statistics.median(t["bare"]), statistics.median(t["beam"])
-            bare32 = statistics.median(timings["fp32"][mode]["bare"])
+            bare32 = statistics.median(timings["torch/fp32"][mode]["bare"])
             result["runs"][p][mode] = {
                 "bare_sorted_encode": {"seconds_median": round(b, 2), "tokens_per_s": round(tokens / b),
                                        "runs": [round(x, 2) for x in t["bare"]],
@@ -135,7 +141,7 @@ def main() -> int:
                 "ratio_beam_over_bare_without_fixed_cost": round(b / max(m - fixed, 1e-9), 3),
                 "ratio_bare_over_fp32_bare": round(bare32 / b, 3),
                 "ratio_beam_over_fp32_bare": round(bare32 / m, 3)}
-    if "bf16" in models:
+    if len(models) > 1:
         distinct = sorted(set(base))
         rng = random.Random(1)
         vocab = sorted({w for t in distinct for w in t.lower().split() if w.isalpha()})
@@ -148,16 +154,18 @@ def main() -> int:
 
         vec = {p: {name: unit(m, ts) for name, ts in (("a", distinct), ("edit", edits), ("other", others))}
                for p, m in models.items()}
-        same = (vec["fp32"]["a"] * vec["bf16"]["a"]).sum(1)
-        agreement = {}
-        for t in (0.85, 0.9):
-            decisions = {p: np.r_[(v["a"] * v["edit"]).sum(1) >= t, (v["a"] * v["other"]).sum(1) >= t]
-                         for p, v in vec.items()}
-            agreement[str(t)] = {"pairs": int(decisions["fp32"].size),
-                                 "agree": round(float((decisions["fp32"] == decisions["bf16"]).mean()), 4),
-                                 "duplicates_fp32": int(decisions["fp32"].sum())}
-        result["bf16_vs_fp32"] = {"cos_mean": round(float(same.mean()), 6), "cos_min": round(float(same.min()), 6),
-                                  "decision_agreement": agreement}
+        ref = "torch/fp32"
+        for other in [v for v in models if v != ref]:
+            same = (vec[ref]["a"] * vec[other]["a"]).sum(1)
+            agreement = {}
+            for t in (0.85, 0.9):
+                decisions = {p: np.r_[(v["a"] * v["edit"]).sum(1) >= t, (v["a"] * v["other"]).sum(1) >= t]
+                             for p, v in vec.items()}
+                agreement[str(t)] = {"pairs": int(decisions[ref].size),
+                                     "agree": round(float((decisions[ref] == decisions[other]).mean()), 4),
+                                     "duplicates_fp32": int(decisions[ref].sum())}
+            result[f"{other}_vs_{ref}"] = {"cos_mean": round(float(same.mean()), 6),
+                                           "cos_min": round(float(same.min()), 6), "decision_agreement": agreement}
     print(json.dumps(result, indent=2))
     write_result(result, args.out)
     return 0

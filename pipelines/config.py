@@ -86,7 +86,9 @@ class JobConfig:
     # embedding
     model: str
     embed_batch_size: int
+    embed_backend: str
     embed_precision: str
+    embed_distinct_texts: bool
     embed_min_batch: int
     embed_max_batch: int
     long_texts: str

@@ -156,7 +156,8 @@ def finish(p, job: Job, *, mode, read, clean, all_docs, prepared, signed, scored
         "dead_letter_duplicate_id": read["dead_letter_duplicate_id"], "dead_letter_clean": clean["dead_letter"],
         "units": units, "template_paragraphs": templates,
         "template_units": units | "TemplateUnits" >> beam.Filter(lambda u: u["template"]),
-        "documents_cleaned": clean["documents"], "vectors": signed["vectors"], "signatures": signed["signatures"],
+        "documents_cleaned": clean["documents"], "vectors": signed["vectors"],
+        "texts_embedded": signed["texts_embedded"], "signatures": signed["signatures"],
         "unit_matches": unit_matches, "duplicate_pairs": pairs,
         "passage_pairs": pairs | "PassagePairs" >> beam.Filter(lambda r: r["relation"] == "passage"),
         "groups": groups, "current_pairs": current["pairs"], "current_groups": current["groups"],
@@ -164,6 +165,7 @@ def finish(p, job: Job, *, mode, read, clean, all_docs, prepared, signed, scored
     counts = {name: pc | f"Count{''.join(w.title() for w in name.split('_'))}" >> beam.combiners.Count.Globally()
               for name, pc in counts.items()}
     counts["units_by_type"] = units | "UnitsByType" >> CountBy(lambda u: u["unit_type"])
+    counts["embedded_by"] = signed["texts_embedded"] | "EmbeddedBy" >> CountBy(lambda r: r.get("backend") or "unknown")
     counts["current_groups_by_change"] = current["groups"] | "CurrentGroupsByChange" >> CountBy(lambda g: g["change"])
     counts["by_source"] = p | "ReconcileSources" >> ReconcileSources(
         read=read["read"], read_dead=read["dead_letter_read"], processed=all_docs,
@@ -198,8 +200,8 @@ def summary_settings(job: Job, mode: str, input_files: dict | None) -> dict:
             "unit_cosine_threshold": cfg.unit_cosine_threshold, "unit_jaccard_threshold": cfg.unit_jaccard_threshold,
             "lsh": {kind: run.describe() for kind, run in lsh_runs(job).items()},
             "model_info": job.model, "mode": mode, "unit_settings": job.unit_settings,
-            "embedding": {"precision": cfg.embed_precision, "long_texts": cfg.long_texts,
-                          "batch_size": cfg.embed_batch_size or "auto"},
+            "embedding": {"backend": cfg.embed_backend, "precision": cfg.embed_precision, "long_texts": cfg.long_texts,
+                          "batch_size": cfg.embed_batch_size or "auto", "distinct_texts": cfg.embed_distinct_texts},
             "settings": cfg.settings()}
 
 

@@ -92,9 +92,17 @@ class DedupOptions(PipelineOptions):
                        help="Packaged model name, local directory, gs:// directory or Hugging Face name")
         g.add_argument("--embed_batch_size", type=int, default=0,
                        help="model.encode batch size (0: 32 on CPU, 128 on CUDA, as measured)")
-        g.add_argument("--embed_precision", default="fp32", choices=("fp32", "bf16", "auto"),
-                       help="fp32; bf16 (fast mode: ~2x on CPUs with native bf16, detected; falls back to fp32 "
-                            "with a warning elsewhere); auto: bf16 where the CPU has it")
+        g.add_argument("--embed_backend", default="auto", choices=("auto", "torch", "openvino"),
+                       help="auto: OpenVINO on CPU for the models it supports (Transformer + mean/CLS pooling; "
+                            "2-3.5x torch here, same vectors), else torch; chosen on each worker and recorded "
+                            "in summary.json (embedded_by)")
+        g.add_argument("--embed_precision", default="auto", choices=("fp32", "bf16", "auto"),
+                       help="auto: bf16 where the CPU computes it natively (AVX512-BF16/AMX, detected on each "
+                            "worker; ONEDNN_MAX_CPU_ISA is obeyed), else fp32; bf16 forces it (fp32 with a "
+                            "warning where the CPU lacks it); fp32: never bf16")
+        g.add_argument("--embed_distinct_texts", type=_bool, default=True,
+                       help="Embed each distinct unit text once (content hash) and hand its vector to every "
+                            "unit with that text: exact copies and repeated paragraphs cost one encode")
         g.add_argument("--embed_min_batch", type=int, default=1024,
                        help="Texts per model.encode call: units are dealt into groups of about this many by a "
                             "stable hash, each group one call (length-sorted inside), so vectors are the same on "

@@ -33,7 +33,7 @@ from transforms.matching.merge import MergeSignals
 from transforms.matching.rollup import RollUpMatches
 from transforms.matching.vector_memory import ExactKnnDuplicates
 from transforms.reporting.progress import Progress
-from transforms.signals.embed import EmbedTexts
+from transforms.signals.embed import EmbedDistinctTexts, EmbedTexts
 from transforms.signals.models import model_info
 from transforms.signals.lsh import MinHashDuplicates, SignUnits, shingles_to_text
 from transforms.text.language import DetectLanguage
@@ -88,7 +88,7 @@ class Job:
     @classmethod
     def create(cls, cfg: JobConfig, es: Optional[EsConfig] = None, *, workers: int = 1, local: bool = True) -> "Job":
         info = model_info(cfg.model)
-        embedding = f"{cfg.embed_precision}|{cfg.long_texts}"
+        embedding = f"{cfg.embed_backend}|{cfg.embed_precision}|{cfg.long_texts}"
         split = f"{cfg.min_chars}|{list(cfg.units)}|{cfg.min_unit_chars}|{list(cfg.match_units)}"
         key = cfg.minhash_params().key
         settings = {kind: unit_settings(info["fingerprint"] or cfg.model, embedding, key, *bands, split)
@@ -177,7 +177,8 @@ class PrepareUnits(beam.PTransform):
 
 class SignAndEmbed(beam.PTransform):
     """Unit -> {"signed": Signed units, "vectors": Vector records with the unit's whole index state,
-    "matchable": Vectors cut to MATCH_FIELDS, "signatures": {"id", "sig", "ids"} of units with shingles}."""
+    "matchable": Vectors cut to MATCH_FIELDS, "signatures": {"id", "sig", "ids"} of units with shingles,
+    "texts_embedded": one Embedding per distinct text encoded}."""
 
     def __init__(self, job: Job):
         super().__init__()
@@ -195,11 +196,17 @@ class SignAndEmbed(beam.PTransform):
         # Embed deals the units into fixed groups (one encode call each, the same on every runner): that
         # shuffle also spreads them over the workers, unfused from the read.
         to_embed = beam.pvalue.AsSingleton(signed | "CountToEmbed" >> beam.combiners.Count.Globally())
-        vectors = (signed | "KeyForEmbedding" >> beam.Map(embedding_key)
-                   | "Embed" >> EmbedTexts(cfg.model, batch_size=cfg.embed_batch_size, min_batch_size=cfg.embed_min_batch,
-                                           max_batch_size=cfg.embed_max_batch, device=cfg.device or None,
-                                           precision=cfg.embed_precision, torch_threads=cfg.torch_threads or None,
-                                           long_texts=cfg.long_texts)
+        embedder = EmbedTexts(cfg.model, batch_size=cfg.embed_batch_size, min_batch_size=cfg.embed_min_batch,
+                              max_batch_size=cfg.embed_max_batch, device=cfg.device or None,
+                              precision=cfg.embed_precision, backend=cfg.embed_backend,
+                              torch_threads=cfg.torch_threads or None, long_texts=cfg.long_texts)
+        keyed = signed | "KeyForEmbedding" >> beam.Map(embedding_key)
+        if cfg.embed_distinct_texts:  # each distinct text is encoded once: copies share its vector
+            embedded = keyed | "Embed" >> EmbedDistinctTexts(embedder)
+        else:
+            each = keyed | "Embed" >> embedder
+            embedded = {"vectors": each, "embedded": each}
+        vectors = (embedded["vectors"]
                    | "EmbedProgress" >> self.job.progress("embed", "units", total=to_embed)
                    | "WithMetadata" >> beam.Map(lambda r: {**r, **r["id"]._asdict()}))
         # The shingles, bands and settings a Vector also carries would otherwise wait in memory until
@@ -207,7 +214,8 @@ class SignAndEmbed(beam.PTransform):
         matchable = vectors | "ForMatching" >> beam.Map(lambda r: {k: r[k] for k in MATCH_FIELDS})
         signatures = (signed | "SignedWithShingles" >> beam.Filter(lambda u: u["ids"].size > 0)
                       | "AsSignatures" >> beam.Map(lambda u: {"id": u["unit_id"], "sig": u["sig"], "ids": u["ids"]}))
-        return {"signed": signed, "vectors": vectors, "matchable": matchable, "signatures": signatures}
+        return {"signed": signed, "vectors": vectors, "matchable": matchable, "signatures": signatures,
+                "texts_embedded": embedded["embedded"]}
 
 
 class IndexVectors(beam.PTransform):

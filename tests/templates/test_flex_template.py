@@ -73,7 +73,7 @@ def test_no_option_clashes_with_beams_own():
 
 
 STABLE_STEPS = [  # top-level step names of the Dataflow graph: renaming one breaks `--update` of a job
-    "AllDeadLetters", "AnnotateUnits", "CleanAndDetect", "CurrentGroupsByChange", "CurrentState",
+    "AllDeadLetters", "AnnotateUnits", "CleanAndDetect", "CurrentGroupsByChange", "CurrentState", "EmbeddedBy",
     "GroupDuplicates", "IndexVectors", "LexicalMatch",
     "PassagePairs", "PointAlias", "PrepareUnits", "ReadDocuments", "ReconcileSources", "RunReport",
     "ScoreAndRollUp", "SemanticMatch", "SignAndEmbed", "TemplateUnits", "UnitsByType", "WritePairTables",

