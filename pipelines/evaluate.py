@@ -260,6 +260,10 @@ def calibrate_main(argv) -> int:
     parser.add_argument("--cutoff", type=float, default=4.0, help="STS score counted as duplicate (>=)")
     parser.add_argument("--limit_tune", type=int, default=None, help="use only the first N tune pairs")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="embedding model (as the job's --model)")
+    parser.add_argument("--embed_backend", default="auto", choices=("auto", "torch", "openvino"),
+                        help="as the job's --embed_backend")
+    parser.add_argument("--embed_precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="as the job's --embed_precision")
     parser.add_argument("--granularities", default="document,sentence",
                         help="unit types scored (document, paragraph, sentence)")
     parser.add_argument("--precision_floor", type=float, default=None,
@@ -279,10 +283,11 @@ def calibrate_main(argv) -> int:
         grans = [g.strip() for g in args.granularities.split(",") if g.strip()]
     else:
         parser.error("give --docs and --gold, or --sts_tune and --sts_test")
-    encoder = load_encoder(args.model)
+    encoder = load_encoder(args.model, precision=args.embed_precision, backend=args.embed_backend)
     scores = score_document_pairs(data.texts, data.pairs, encoder, granularities=grans)
     report = calibrate(data, scores, args.precision_floor)
     report["model"] = args.model
+    report["embedding"] = f"{getattr(encoder, 'dedup_backend', 'torch')} {getattr(encoder, 'dedup_precision', 'fp32')}"
     write_calibration(report, data, scores, args.out)
     print_calibration(report)
     print(f"written: {args.out}/report.json, sweep_*.csv, pr_curves.png, histograms.png")
