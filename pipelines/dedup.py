@@ -35,6 +35,7 @@ from pipelines.stages import (CleanAndDetect, CurrentState, GroupDuplicates, Ind
 from transforms.io.bq_sink import delete_run_rows
 from transforms.io.elasticsearch_store import PointAlias, check_cluster, resolve_target
 from transforms.io.lease import EsLease, LeaseHeld
+from transforms.io.run_state import WriteRunState
 from transforms.io.sinks import TEMPLATES_SCHEMA, UNITS_SCHEMA, CountBy, ReconcileSources, WriteSummary, clear_outputs
 from transforms.records import ConfigError
 from transforms.reporting.report import print_run_summary
@@ -177,6 +178,10 @@ def finish(p, job: Job, *, mode, read, clean, all_docs, prepared, signed, scored
                                                       docs=clean["documents"], scored=scored["scored"],
                                                       top=cfg.report_top, templates=templates))
     if job.uses_index:  # readers switch to the new index once everything is written
+        # What a reader of the index (the draft check, service/) needs to treat new text as this run did.
+        last.append({"templates": templates, "frames": scored["frames"]} | "WriteRunState" >> WriteRunState(job.es, {
+            "run_id": cfg.effective_run_id, "mode": mode, "settings": cfg.settings(),
+            "unit_settings": job.unit_settings, "model": job.model}))
         p | "PointAlias" >> PointAlias(job.es, after=last)
     return {"documents": clean["documents"], "vectors": signed["vectors"], "pairs": pairs, "dead_letter": dead_letters}
 

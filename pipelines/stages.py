@@ -39,7 +39,7 @@ from transforms.signals.lsh import MinHashDuplicates, SignUnits, shingles_to_tex
 from transforms.text.language import DetectLanguage
 from transforms.text.normalize import CleanDocuments
 from transforms.text.templates import DropFramePassages, FindTemplates
-from transforms.text.units import SplitUnits, parse_unit_id
+from transforms.text.units import SplitUnits, is_matchable, parse_unit_id
 
 # Fields of a Vector that kNN search, scoring and roll-up read (the index gets the whole record).
 MATCH_FIELDS = ("id", "doc_id", "unit_type", "start", "end", "doc_chars", "vector")
@@ -168,10 +168,7 @@ class PrepareUnits(beam.PTransform):
         units = (docs | "AwaitTemplates" >> beam.Reshuffle()
                  | "SplitUnits" >> SplitUnits(list(cfg.units), min_chars=cfg.min_unit_chars, templates=template_keys))
         # Documents, and (by default) paragraphs long enough to be a passage; template paragraphs never.
-        to_match = units | "UnitsToMatch" >> beam.Filter(
-            lambda u, types, shortest: u["unit_type"] in types and not u["template"] and (
-                u["unit_type"] == "document" or u["end"] - u["start"] >= shortest),
-            list(cfg.match_units), cfg.min_passage_chars)
+        to_match = units | "UnitsToMatch" >> beam.Filter(is_matchable, list(cfg.match_units), cfg.min_passage_chars)
         return {"templates": templates, "units": units, "to_match": to_match}
 
 
@@ -291,7 +288,8 @@ class LexicalMatch(beam.PTransform):
 
 class ScoreAndRollUp(beam.PTransform):
     """(Pair PCollections of the searches) -> {"scored": (unit_type, cosine, jaccard, kept) of every
-    candidate, "documents": document Pairs with evidence and relation, "units": unit matches}.
+    candidate, "documents": document Pairs with evidence and relation, "units": unit matches,
+    "frames": unit ids of template frame passages (their matches dropped)}.
 
     `vectors`, `signatures`: of every unit a pair may name; `neighbourhood`: for the margins (or None)."""
 
@@ -307,7 +305,8 @@ class ScoreAndRollUp(beam.PTransform):
             rules=cfg.rules(), neighbourhood=self.neighbourhood,
             margin_threshold={t: cfg.cosine_margin for t in cfg.match_units})
         # A passage matching units of as many documents as a template paragraph is a template frame.
-        unit_pairs = merged["pairs"] | "DropFramePassages" >> DropFramePassages(cfg.frame_min_docs)
+        framed = merged["pairs"] | "DropFramePassages" >> DropFramePassages(cfg.frame_min_docs, with_frames=True)
+        unit_pairs = framed["rows"]
         with_docs = "document" in cfg.match_units
         doc_vectors = self.vectors | "DocumentVectors" >> beam.Filter(lambda r: r["unit_type"] == "document")
         doc_signatures = self.signatures | "DocumentSignatures" >> beam.Filter(
@@ -315,7 +314,8 @@ class ScoreAndRollUp(beam.PTransform):
         rolled = unit_pairs | "RollUp" >> RollUpMatches(
             units=self.vectors, doc_vectors=doc_vectors if with_docs else None,
             doc_signatures=doc_signatures if with_docs else None, duplicate_coverage=cfg.duplicate_coverage)
-        return {"scored": merged["scored"], "documents": rolled["documents"], "units": rolled["units"]}
+        return {"scored": merged["scored"], "documents": rolled["documents"], "units": rolled["units"],
+                "frames": framed["frames"]}
 
 
 class GroupDuplicates(beam.PTransform):

@@ -77,7 +77,7 @@ STABLE_STEPS = [  # top-level step names of the Dataflow graph: renaming one bre
     "GroupDuplicates", "IndexVectors", "LexicalMatch",
     "PassagePairs", "PointAlias", "PrepareUnits", "ReadDocuments", "ReconcileSources", "RunReport",
     "ScoreAndRollUp", "SemanticMatch", "SignAndEmbed", "TemplateUnits", "UnitsByType", "WritePairTables",
-    "WriteSummary", "WriteTemplates", "WriteUnits",
+    "WriteRunState", "WriteSummary", "WriteTemplates", "WriteUnits",
 ]
 
 

@@ -195,30 +195,41 @@ class _BandLookupFn(_Batched):
         searches = []
         for unit in batch:
             searches.append({"index": self.config.physical_index})
-            searches.append({
-                "query": {"bool": {"filter": [{"terms": {"bands": unit["bands"]}},
-                                              {"term": {"unit_type": unit["unit_type"]}}],
-                                   "must_not": [{"term": {"doc_id": unit["doc_id"]}}]}},
-                "size": self.max_hits, "_source": ["unit_id", "shingles"], "track_total_hits": True})
+            searches.append(band_query(unit, self.max_hits))
         response = self.client.msearch(searches=searches)
         for unit, result in zip(batch, response["responses"]):
-            if "error" in result:
-                raise RuntimeError(f"band lookup failed for {unit['unit_id']}: {result['error']}")
             self.queries.inc()
-            hits = result["hits"]["hits"]
-            if result["hits"]["total"]["value"] > len(hits):
-                self.truncated.inc()
-            threshold = self.thresholds[unit["unit_type"]]
-            for hit in hits:
-                self.candidates.inc()
-                other = hit["_source"]
-                if not other.get("shingles"):
-                    continue
-                j = exact_jaccard(unit["ids"], shingles_from_text(other["shingles"]))
-                if j >= threshold:
-                    self.verified.inc()
-                    a, b = sorted((unit["unit_id"], other["unit_id"]))
-                    yield {"doc_a": a, "doc_b": b, "jaccard": round(float(j), 6), "method": "minhash"}
+            pairs, candidates, truncated = verified_band_pairs(unit, result, self.thresholds[unit["unit_type"]])
+            self.candidates.inc(candidates)
+            self.truncated.inc(int(truncated))
+            self.verified.inc(len(pairs))
+            yield from pairs
+
+
+def band_query(unit: dict, max_hits: int) -> dict:
+    """The search body of one signed unit {"doc_id", "unit_type", "bands"}: indexed units of its type
+    in other documents that share a MinHash band key (at most `max_hits`). Shared by the job and the
+    draft check (service/)."""
+    return {"query": {"bool": {"filter": [{"terms": {"bands": unit["bands"]}}, {"term": {"unit_type": unit["unit_type"]}}],
+                               "must_not": [{"term": {"doc_id": unit["doc_id"]}}]}},
+            "size": max_hits, "_source": ["unit_id", "shingles"], "track_total_hits": True}
+
+
+def verified_band_pairs(unit: dict, result: dict, threshold: float) -> tuple[list[dict], int, bool]:
+    """One msearch response of `band_query` -> (Pair dicts {"doc_a", "doc_b", "jaccard", "method":
+    "minhash"} with exact Jaccard of the shingle ids >= threshold, candidates seen, truncated?)."""
+    if "error" in result:
+        raise RuntimeError(f"band lookup failed for {unit['unit_id']}: {result['error']}")
+    hits, pairs = result["hits"]["hits"], []
+    for hit in hits:
+        other = hit["_source"]
+        if not other.get("shingles"):
+            continue
+        j = exact_jaccard(unit["ids"], shingles_from_text(other["shingles"]))
+        if j >= threshold:
+            a, b = sorted((unit["unit_id"], other["unit_id"]))
+            pairs.append({"doc_a": a, "doc_b": b, "jaccard": round(float(j), 6), "method": "minhash"})
+    return pairs, len(hits), result["hits"]["total"]["value"] > len(hits)
 
 
 class BandLookup(beam.PTransform):

@@ -183,6 +183,7 @@ def resolve_target(config: EsConfig, mode: str) -> tuple[EsConfig, str]:
         target = dataclasses.replace(config, slot=slot)
         client.indices.delete(index=target.physical_index, ignore_unavailable=True)
         client.indices.delete(index=pairs_index(target.physical_index), ignore_unavailable=True)
+        client.indices.delete(index=target.physical_index + "-run", ignore_unavailable=True)  # io/run_state.py
         return target, "full"
     finally:
         client.close()

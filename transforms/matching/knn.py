@@ -45,39 +45,47 @@ class _KnnSearchFn(BatchingDoFn):
     def handle(self, batch):
         searches: list[dict] = []
         for rec in batch:
-            # Excluded in the query, so the k neighbours are all usable: the unit itself and,
-            # optionally, the other units of its own document; only units of the same type match.
-            field, value = (("doc_id", rec.get("doc_id", rec["id"])) if self.exclude_same_document
-                            else ("unit_id", rec["id"]))
             searches.append({"index": self.config.physical_index})
-            searches.append({
-                "knn": {"field": "vector", "query_vector": as_list(rec["vector"]), "k": self.k,
-                        "num_candidates": self.num_candidates,
-                        "filter": {"bool": {"must_not": [{"term": {field: value}}],
-                                            "filter": [{"term": {"unit_type": rec.get("unit_type", "document")}}]}}},
-                "_source": ["unit_id", "doc_id"], "size": self.k})
+            searches.append(knn_query(rec, self.k, self.num_candidates, self.exclude_same_document))
         started = time.monotonic()
         response = self.client.msearch(searches=searches)
         self.latency.update(int((time.monotonic() - started) * 1000))
         for rec, result in zip(batch, response["responses"]):
-            if "error" in result:
-                raise RuntimeError(f"kNN search failed for {rec['id']}: {result['error']}")
             self.queries.inc()
-            # All k neighbours come back (no similarity floor in the query): their mean is the unit's
-            # neighbourhood; the pairs are those at or above the floor.
-            cosines = []
-            for hit in result["hits"]["hits"]:
-                other = hit["_source"].get("unit_id") or hit["_source"]["doc_id"]
-                if other == rec["id"]:
-                    continue
-                cosine = score_to_cosine(hit["_score"])
-                cosines.append(cosine)
+            neighbours, around = read_knn_result(rec["id"], result)
+            for other, cosine in neighbours:
                 if cosine < self.min_cosine:
                     continue
                 self.hits.inc()
                 yield ordered_pair(rec["id"], other), cosine
-            if cosines:
-                yield beam.pvalue.TaggedOutput(NEIGHBOURHOOD_TAG, (rec["id"], sum(cosines) / len(cosines)))
+            if around is not None:
+                yield beam.pvalue.TaggedOutput(NEIGHBOURHOOD_TAG, (rec["id"], around))
+
+
+def knn_query(rec: dict, k: int, num_candidates: int, exclude_same_document: bool = True) -> dict:
+    """The kNN search body for one unit {"id", "vector", "doc_id", "unit_type"}: its k nearest units
+    of the same type, the unit itself and (optionally) the other units of its document excluded in
+    the query, so the k neighbours are all usable. Shared by the job and the draft check (service/)."""
+    field, value = (("doc_id", rec.get("doc_id", rec["id"])) if exclude_same_document else ("unit_id", rec["id"]))
+    return {"knn": {"field": "vector", "query_vector": as_list(rec["vector"]), "k": k,
+                    "num_candidates": max(num_candidates, k + 1),
+                    "filter": {"bool": {"must_not": [{"term": {field: value}}],
+                                        "filter": [{"term": {"unit_type": rec.get("unit_type", "document")}}]}}},
+            "_source": ["unit_id", "doc_id"], "size": k}
+
+
+def read_knn_result(unit_id: str, result: dict) -> tuple[list[tuple[str, float]], float | None]:
+    """One msearch response of `knn_query` -> ([(neighbour unit id, cosine)], neighbourhood): every
+    neighbour comes back (no similarity floor in the query), and their mean cosine is the unit's
+    neighbourhood (None without neighbours), the denominator of the pair margin (merge.py)."""
+    if "error" in result:
+        raise RuntimeError(f"kNN search failed for {unit_id}: {result['error']}")
+    neighbours = []
+    for hit in result["hits"]["hits"]:
+        other = hit["_source"].get("unit_id") or hit["_source"]["doc_id"]
+        if other != unit_id:
+            neighbours.append((other, score_to_cosine(hit["_score"])))
+    return neighbours, (sum(c for _, c in neighbours) / len(neighbours) if neighbours else None)
 
 
 class KnnDuplicates(beam.PTransform):

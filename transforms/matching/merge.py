@@ -43,6 +43,28 @@ def decide(cos, jac, cosine_threshold: float, jaccard_threshold: float, margin=N
     return " AND ".join(fired)
 
 
+def _of_type(value, kind: str, default=None):
+    return value.get(kind, default) if isinstance(value, dict) else value
+
+
+def score_pair(kind: str, cos, jac, around, *, cosine_threshold, jaccard_threshold, rules=None,
+               margin_threshold=0.0) -> tuple:
+    """One unit pair's raw scores -> (cosine, jaccard, margin, rule that fired or ''), rounded as
+    stored. `around`: the mean of its two units' neighbourhoods (None: unknown, no margin);
+    thresholds: floats or {unit_type: float}; `rules`: {unit_type: Rule} replacing them. Shared by
+    MergeSignals and the draft check (service/), so both decide alike."""
+    cos = round(float(cos), 6) if cos is not None else None
+    jac = round(float(jac), 6) if jac is not None else None
+    margin = round(cos / float(around), 6) if cos is not None and around and around > 0 else None
+    rules = rules or {}
+    if kind in rules:
+        rule = rules[kind].text if rules[kind](cosine=cos, jaccard=jac, margin=margin) else ""
+    else:
+        rule = decide(cos, jac, _of_type(cosine_threshold, kind), _of_type(jaccard_threshold, kind), margin,
+                      _of_type(margin_threshold, kind, 0.0))
+    return cos, jac, margin, rule
+
+
 SCORED_TAG = "scored"
 
 
@@ -90,17 +112,11 @@ class MergeSignals(beam.PTransform):
             (doc_a, kind), (doc_b, kind_b) = parse_unit_id(a), parse_unit_id(b)
             if kind != kind_b or (kind != "document" and doc_a == doc_b):
                 return
-            cos_t = cos_by_type[kind] if isinstance(cos_by_type, dict) else cos_by_type
-            jac_t = jac_by_type[kind] if isinstance(jac_by_type, dict) else jac_by_type
-            cos = round(float(g["cosine"][0]), 6) if g["cosine"] else None
-            jac = round(float(g["jaccard"][0]), 6) if g["jaccard"] else None
             around = g.get("neighbourhood")
-            margin = round(cos / float(around[0]), 6) if cos is not None and around and around[0] > 0 else None
-            margin_t = margin_by_type.get(kind, 0.0) if isinstance(margin_by_type, dict) else margin_by_type
-            if kind in rules:
-                rule = rules[kind].text if rules[kind](cosine=cos, jaccard=jac, margin=margin) else ""
-            else:
-                rule = decide(cos, jac, cos_t, jac_t, margin, margin_t)
+            cos, jac, margin, rule = score_pair(
+                kind, g["cosine"][0] if g["cosine"] else None, g["jaccard"][0] if g["jaccard"] else None,
+                around[0] if around else None, cosine_threshold=cos_by_type, jaccard_threshold=jac_by_type,
+                rules=rules, margin_threshold=margin_by_type)
             yield beam.pvalue.TaggedOutput(SCORED_TAG, (kind, cos, jac, bool(rule)))
             if not rule:
                 return

@@ -95,6 +95,16 @@ class MinHashSignatures(beam.PTransform):
         return units | "Sign" >> beam.ParDo(_SignFn(self.params))
 
 
+def sign_unit(hasher: MinHasher, banding: dict, unit: dict) -> dict:
+    """Unit dict -> the unit plus "sig", "ids" and "bands" (hex band keys under its type's banding;
+    none when the text has no token). Shared by the job (SignUnits) and the draft check (service/)."""
+    sig, ids = hasher.signature(unit["text"])
+    if ids.size == 0:
+        return {**unit, "sig": sig, "ids": ids, "bands": []}
+    bands, rows = banding[unit["unit_type"]]
+    return {**unit, "sig": sig, "ids": ids, "bands": [k.hex() for k in band_keys(sig, bands, rows)]}
+
+
 class _SignUnitsFn(_SignFn):
     """Unit dict -> the unit plus "sig", "ids" and "bands" (hex band keys under its type's banding)."""
 
@@ -103,14 +113,9 @@ class _SignUnitsFn(_SignFn):
         self.banding = banding
 
     def process(self, unit: dict):
-        sig, ids = self.hasher.signature(unit["text"])
-        if ids.size == 0:
-            self.empty.inc()
-            yield {**unit, "sig": sig, "ids": ids, "bands": []}
-            return
-        self.signed.inc()
-        bands, rows = self.banding[unit["unit_type"]]
-        yield {**unit, "sig": sig, "ids": ids, "bands": [k.hex() for k in band_keys(sig, bands, rows)]}
+        signed = sign_unit(self.hasher, self.banding, unit)
+        (self.signed if signed["bands"] else self.empty).inc()
+        yield signed
 
 
 class SignUnits(beam.PTransform):

@@ -117,19 +117,19 @@ class DropFramePassages(beam.PTransform):
     exact text, so FindTemplates cannot see it, but its near-duplicates are on many pages. A
     paragraph or sentence unit whose matches reach units of at least `min_docs` other documents is
     such a frame, and none of its matches is passage reuse. Pairs of document units pass through.
-    min_docs: 0 keeps every row.
+    min_docs: 0 keeps every row. with_frames: return {"rows": the kept rows, "frames": the frame unit ids}.
     """
 
-    def __init__(self, min_docs: int):
+    def __init__(self, min_docs: int, with_frames: bool = False):
         super().__init__()
-        self.min_docs = min_docs
+        self.min_docs, self.with_frames = min_docs, with_frames
 
     def expand(self, rows):
         from transforms.matching.pair_join import DropRowsNaming
         from transforms.text.units import parse_unit_id
 
         if self.min_docs <= 0:
-            return rows
+            return {"rows": rows, "frames": rows.pipeline | "NoFrames" >> beam.Create([])} if self.with_frames else rows
         min_docs = self.min_docs
 
         def ends(row):
@@ -142,5 +142,6 @@ class DropFramePassages(beam.PTransform):
                   | "CountPartners" >> beam.combiners.Count.PerKey()
                   | "Frames" >> beam.Filter(lambda kv: kv[1] >= min_docs) | "FrameKeys" >> beam.Keys())
         # One keyed join per end: no worker holds the set of frames.
-        return rows | "DropFrames" >> DropRowsNaming(frames, namespace="templates",
+        kept = rows | "DropFrames" >> DropRowsNaming(frames, namespace="templates",
                                                      counter="frame_passage_matches_dropped")
+        return {"rows": kept, "frames": frames} if self.with_frames else kept

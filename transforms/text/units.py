@@ -130,6 +130,13 @@ def split_units(doc: dict, unit_types: Iterable[str] = UNIT_TYPES, min_chars: in
     return units, skipped
 
 
+def is_matchable(unit: dict, match_units, min_passage_chars: int) -> bool:
+    """Is this Unit matched? Documents, and units of the matched types long enough to be a passage;
+    template paragraphs never. Shared by the job (PrepareUnits) and the draft check (service/)."""
+    return unit["unit_type"] in match_units and not unit["template"] and (
+        unit["unit_type"] == "document" or unit["end"] - unit["start"] >= min_passage_chars)
+
+
 class SplitUnits(beam.PTransform):
     """Document dict -> Unit dicts of the requested types (see module docstring)."""
 

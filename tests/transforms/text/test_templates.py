@@ -67,6 +67,11 @@ def test_frame_passages_matching_many_documents_are_dropped_and_real_reuse_kept(
     reuse = [{"doc_a": "b#p0", "doc_b": "c#p3", "rule": "jaccard>=0.5"}, {"doc_a": "b#p0", "doc_b": "e#p1", "rule": "j"}]
     documents = [{"doc_a": "a", "doc_b": f"d{i}", "rule": "cosine"} for i in range(12)]  # never dropped
     with beam.Pipeline(runner=OfflineDirectRunner()) as p:
-        kept = p | beam.Create(frame + reuse + documents) | DropFramePassages(min_docs=9)
+        rows = p | beam.Create(frame + reuse + documents)
+        kept = rows | DropFramePassages(min_docs=9)
         assert_that(kept | beam.Map(lambda r: (r["doc_a"], r["doc_b"])),
                     equal_to([(r["doc_a"], r["doc_b"]) for r in reuse + documents]))
+        framed = rows | "WithFrames" >> DropFramePassages(min_docs=9, with_frames=True)
+        assert_that(framed["frames"], equal_to(["a#p1"]), label="Frames")  # what the run document records
+        assert_that(framed["rows"] | beam.Map(lambda r: (r["doc_a"], r["doc_b"])),
+                    equal_to([(r["doc_a"], r["doc_b"]) for r in reuse + documents]), label="KeptWithFrames")
