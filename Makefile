@@ -10,6 +10,7 @@ ES_URL ?= http://127.0.0.1:9200
 ES_INDEX ?= dedup-documents
 ARGS ?=
 PYTEST_ARGS ?=
+SERVE_PORT ?= 8000
 BENCH_SIZES ?= 1000,5000,20000
 ENGINE_SIZES ?= 1000,2000
 # RUNNER=direct (in-process, default) or flink (the local Flink cluster of `make flink-start`, or the
@@ -26,7 +27,7 @@ export TRANSFORMERS_OFFLINE := 1
 export NO_GCE_CHECK := true
 
 .DEFAULT_GOAL := help
-.PHONY: help test-unit lint venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop flink-start flink-stop browser run test test-reliability evaluate lock clean bench bench-incremental bench-exit bench-pipeline bench-engine bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
+.PHONY: help test-unit lint venv services services-stop es-start es-stop gcs-start gcs-stop bq-start bq-stop flink-start flink-stop browser run serve test test-reliability evaluate lock clean bench bench-incremental bench-exit bench-pipeline bench-engine bench-minhash bench-es bench-prep bench-embed template-metadata template-image template-build template-run template-schedule
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -78,6 +79,9 @@ run: venv es-start $(RUNNER_NEEDS) ## Run the dedup job (demo corpus by default;
 	  --es_url $(call shq,$(ES_URL)) --es_index $(call shq,$(ES_INDEX)) $(RUNNER_ARGS) $(ARGS)
 	@if [ -n "$(GOLD)" ]; then $(PY) -m pipelines.evaluate --duplicates $(call shq,$(OUTPUT)/duplicates) --gold $(call shq,$(GOLD)); fi
 	@echo "outputs under $(OUTPUT): duplicates/ groups/ duplicates_current/ groups_current/ unit_matches/ units/ (Parquet + JSONL; templates/ and dead_letter/ when they have rows), summary.json, report.html"
+
+serve: venv es-start ## Serve the draft-check API on 127.0.0.1:$(SERVE_PORT) over the index `make run` built (ES_INDEX; ARGS=...)
+	@ES_URL=$(call shq,$(ES_URL)) ES_INDEX=$(call shq,$(ES_INDEX)) SERVE_PORT=$(SERVE_PORT) PY=$(PY) bash scripts/serve.sh $(ARGS)
 
 browser: ## Install Debian's Chromium (the HTML report test opens the report in it)
 	@scripts/install-chromium.sh >/dev/null

@@ -12,7 +12,7 @@ setup(
     version="0.1.0",
     description="Near-duplicate content detection (Sentence-BERT + MinHash) on Apache Beam",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "transforms.*"]),
+    packages=find_packages(include=["pipelines", "pipelines.*", "transforms", "transforms.*", "service", "service.*"]),
     install_requires=[
         "apache-beam[gcp]==2.77.0",
         "sentence-transformers>=6.2,<7",
@@ -32,5 +32,7 @@ setup(
         "Jinja2>=3",           # report.html
         "matplotlib>=3.7",     # report and evaluation charts
         "scipy>=1.10",         # evaluation (Spearman)
+        "fastapi>=0.115,<1",   # the draft-check API (service/)
+        "uvicorn>=0.30,<1",    # serves it
     ],
 )

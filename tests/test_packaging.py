@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _build_wheel(tmp_path) -> Path:
     """The wheel of setup.py, built from a copy of the tracked sources (nothing written to the clone)."""
     src = tmp_path / "src"
-    for name in ("setup.py", "pipelines", "transforms"):
+    for name in ("setup.py", "pipelines", "transforms", "service"):
         path = REPO / name
         if path.is_dir():
             shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -70,14 +70,14 @@ def test_wheel_holds_every_job_module_and_declares_what_they_import(tmp_path):
         names = set(z.namelist())
         meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         sources = {n: z.read(n).decode() for n in names if n.endswith(".py")}
-    modules = {str(p.relative_to(REPO)) for pkg in ("pipelines", "transforms") for p in (REPO / pkg).rglob("*.py")}
+    modules = {str(p.relative_to(REPO)) for pkg in ("pipelines", "transforms", "service") for p in (REPO / pkg).rglob("*.py")}
     assert modules <= set(sources), sorted(modules - set(sources))
     assert not any(n.startswith("tests/") for n in names)
 
     requires = [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
     available = _closure(requires)
     providers = metadata.packages_distributions()
-    stdlib = set(sys.stdlib_module_names) | {"__future__", "pipelines", "transforms"}
+    stdlib = set(sys.stdlib_module_names) | {"__future__", "pipelines", "transforms", "service"}
     missing = {}
     for path, source in sources.items():
         for name in _imports(source) - stdlib:
