@@ -17,7 +17,8 @@ and shingles from the index, its neighbourhood from a kNN search of its stored v
 Template frames (a passage matched by units of >= frame_min_docs documents, transforms/text/templates.py):
 the indexed ones come from the run document, and the rule is applied to the draft's own passages. Not
 reproduced (documented in the README): a pair the job found only from the stored unit's side of the kNN (the
-draft outside its top k) is found here only when the draft's own search or the band keys reach it.
+draft outside its top k) is found here only when the draft's own search or the band keys reach it; a pair
+found by band keys is marked `knn` too when the draft would be among the stored unit's k nearest.
 """
 from __future__ import annotations
 
@@ -99,6 +100,9 @@ class DraftChecker:
         self._state: Optional[IndexState] = None
         self._state_lock, self._encode_lock = threading.Lock(), threading.Lock()
         self._encoder = None   # (handler, model, the settings they were loaded for)
+        # A stored unit's k nearest neighbours depend on the index only: kept per physical index.
+        self._around: dict[str, tuple] = {}
+        self._around_index, self.around_cache_size = None, 200_000
 
     # --- the index and the model ------------------------------------------------------------------
 
@@ -148,10 +152,18 @@ class DraftChecker:
             return self._encoder
 
     def embed(self, cfg: JobConfig, texts: list[str]) -> np.ndarray:
+        return self._embed(cfg, texts)[0]
+
+    def _embed(self, cfg: JobConfig, texts: list[str]) -> tuple[np.ndarray, float, float]:
+        """(vectors, ms waited for the encoder, ms encoding)."""
+        started = time.monotonic()
         handler, model, _ = self.encoder(cfg)
         with self._encode_lock:  # one encode at a time: the backend uses every core already
+            began = time.monotonic()
             results = handler.run_inference(texts, model)
-        return np.stack([r.inference for r in results]) if results else np.zeros((0, 0), np.float32)
+        done = time.monotonic()
+        vectors = np.stack([r.inference for r in results]) if results else np.zeros((0, 0), np.float32)
+        return vectors, (began - started) * 1000, (done - began) * 1000
 
     def health(self) -> dict:
         """{"ok", "alias", "index", "run_id", "model", "backend", "written_at", "reason"}."""
@@ -192,9 +204,8 @@ class DraftChecker:
         to_match = [u for u in units if is_matchable(u, list(cfg.match_units), cfg.min_passage_chars)]
         hasher = MinHasher(cfg.minhash_params())
         signed = [sign_unit(hasher, cfg.banding(), u) for u in to_match]
-        t_embed = time.monotonic()
-        vectors = self.embed(cfg, [u["text"] for u in signed]) if signed else np.zeros((0, 0), np.float32)
-        embed_ms = (time.monotonic() - t_embed) * 1000
+        vectors, wait_ms, embed_ms = (self._embed(cfg, [u["text"] for u in signed]) if signed
+                                      else (np.zeros((0, 0), np.float32), 0.0, 0.0))
         t_search = time.monotonic()
         matches, searched = self._match(state, draft_id, signed, vectors) if signed else ([], {})
         search_ms = (time.monotonic() - t_search) * 1000
@@ -207,7 +218,7 @@ class DraftChecker:
             "index": {"alias": self.alias, "index": state.physical, "run_id": state.run.get("run_id"),
                       "model": job.model.get("model")},
             "searched": searched,
-            "timing_ms": {"embed": round(embed_ms, 1), "search": round(search_ms, 1),
+            "timing_ms": {"embed": round(embed_ms, 1), "embed_wait": round(wait_ms, 1), "search": round(search_ms, 1),
                           "total": round((time.monotonic() - started) * 1000, 1)},
         }
 
@@ -234,7 +245,10 @@ class DraftChecker:
         bodies = ([knn_query(q, cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document) for q in queries]
                   if use_knn else [])
         bodies += [band_query(u, self.max_band_hits) for u in with_bands]
+        phase = time.monotonic()
+        timings = {}
         responses = self._msearch(state.physical, bodies)
+        timings["draft_searches_ms"] = round((time.monotonic() - phase) * 1000, 1)
         knn_responses, band_responses = responses[:len(bodies) - len(with_bands)], responses[len(bodies) - len(with_bands):]
         for q, result in zip(queries if use_knn else [], knn_responses):
             neighbours, mean = read_knn_result(q["id"], result)
@@ -250,16 +264,30 @@ class DraftChecker:
                 candidates.setdefault((u["unit_id"], other), set()).add("minhash")
         stored_ids = sorted({other for _, other in candidates})
         # 2. every stored unit a candidate names: vector, shingles, offsets; its neighbourhood.
+        phase = time.monotonic()
         stored = self._stored_units(state.physical, stored_ids)
+        timings["stored_units_ms"] = round((time.monotonic() - phase) * 1000, 1)
+        phase = time.monotonic()
         if use_knn and stored:
-            rows = [stored[i] for i in stored_ids if i in stored]
-            responses = self._msearch(state.physical, [
-                knn_query({"id": r["unit_id"], "doc_id": r["doc_id"], "unit_type": r["unit_type"], "vector": r["vector"]},
-                          cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document) for r in rows])
-            for r, result in zip(rows, responses):
-                _, mean = read_knn_result(r["unit_id"], result)
+            kth: dict[str, float] = {}   # the cosine a draft unit needs to be among a stored unit's k nearest
+            for r, (neighbours, mean) in self._neighbourhoods(state, [stored[i] for i in stored_ids if i in stored]):
                 if mean is not None:
                     around[r["unit_id"]] = mean
+                kth[r["unit_id"]] = min(c for _, c in neighbours) if len(neighbours) >= cfg.knn_k else -1.0
+                for other, cos in neighbours:  # the draft's own indexed version found from this side
+                    if cos >= job.min_cosine and (other, r["unit_id"]) in candidates:
+                        candidates[(other, r["unit_id"])].add("knn")
+            # The job searches from both ends: for a draft not in the index, a pair is found by kNN
+            # too when the draft unit would be among the stored unit's k nearest (an indexed draft was
+            # looked for among them above, as the job's search from that end saw it).
+            draft_indexed = any(doc_id == draft_id for doc_id in self._indexed_docs(state.physical, [draft_id]))
+            for (uid, other), methods in candidates.items():
+                if "knn" not in methods and other in kth and not draft_indexed:
+                    cos = float(np.dot(by_id[uid][1], stored[other]["vector"]))
+                    if cos >= job.min_cosine and cos >= kth[other]:
+                        methods.add("knn")
+        timings["neighbourhoods_ms"] = round((time.monotonic() - phase) * 1000, 1)
+        phase = time.monotonic()
         # 3. both scores, the margin and the rule for each candidate (MergeSignals' decision).
         margin_t = {t: cfg.cosine_margin for t in cfg.match_units}
         kept = []
@@ -295,9 +323,33 @@ class DraftChecker:
                 indexed = self._stored_units(state.physical, own, fields=["content_hash"])
                 frames |= {u for u in own if u in indexed and indexed[u].get("content_hash") == by_id[u][0]["content_hash"]}
             kept = [m for m in kept if m["unit"]["unit_id"] not in frames and m["stored"]["unit_id"] not in state.frames]
+        timings["scoring_ms"] = round((time.monotonic() - phase) * 1000, 1)
+        phase = time.monotonic()
         matches = self._roll_up(state, draft_id, by_id, kept)
+        timings["roll_up_ms"] = round((time.monotonic() - phase) * 1000, 1)
         return matches, {"queries": len(bodies), "candidates": len(candidates), "stored_units": len(stored),
-                         "unit_matches": len(kept), "frame_passages": len(frames)}
+                         "unit_matches": len(kept), "frame_passages": len(frames), **timings}
+
+    def _neighbourhoods(self, state: IndexState, rows: list[dict]):
+        """[(stored unit, (neighbours, mean cosine))]: its kNN search as the job ran it, cached per index."""
+        cfg = state.job.cfg
+        with self._state_lock:
+            if self._around_index != state.physical or len(self._around) > self.around_cache_size:
+                self._around, self._around_index = {}, state.physical
+            cache = self._around
+            known = {r["unit_id"]: cache[r["unit_id"]] for r in rows if r["unit_id"] in cache}
+        missing = [r for r in rows if r["unit_id"] not in known]
+        responses = self._msearch(state.physical, [
+            knn_query({"id": r["unit_id"], "doc_id": r["doc_id"], "unit_type": r["unit_type"], "vector": r["vector"]},
+                      cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document) for r in missing])
+        for r, result in zip(missing, responses):
+            known[r["unit_id"]] = cache[r["unit_id"]] = read_knn_result(r["unit_id"], result)
+        return [(r, known[r["unit_id"]]) for r in rows]
+
+    def _indexed_docs(self, physical: str, doc_ids: list[str]) -> list[str]:
+        """Those of `doc_ids` whose document unit is in the index."""
+        found = self.client.mget(index=physical, ids=[es_id_of_unit(d) for d in doc_ids], source=False)
+        return [d for d, doc in zip(doc_ids, found["docs"]) if doc.get("found")]
 
     def _stored_units(self, physical: str, unit_ids: list[str], fields=None) -> dict:
         """{unit id: the indexed unit} (vector as float32, shingle ids decoded) for those in the index."""
@@ -325,7 +377,9 @@ class DraftChecker:
             by_doc.setdefault(m["stored"]["doc_id"], []).append(m)
         if not by_doc:
             return []
-        docs = self._stored_units(state.physical, sorted(by_doc))   # document units: scores, title, url
+        # document units (scores, title, url): those already fetched as candidates, the others now
+        known = {m["stored"]["unit_id"]: m["stored"] for m in kept if m["stored"]["unit_type"] == "document"}
+        docs = {**known, **self._stored_units(state.physical, sorted(set(by_doc) - set(known)))}
         draft_doc = by_id.get(draft_id)
         groups = self._groups(state.physical, sorted(by_doc))
         out = []
@@ -371,8 +425,9 @@ class DraftChecker:
         """{doc_id: {"group_id", "canonical_id"}} from the catalogue's current pairs (duplicates only)."""
         index = pairs_index(physical)
         try:
-            found = self.client.search(index=index, size=10 * len(doc_ids) + 10, query={"bool": {"should": [
-                {"terms": {"doc_a": doc_ids}}, {"terms": {"doc_b": doc_ids}}]}}, source=["row"])
+            found = self.client.search(index=index, size=10_000, query={"bool": {"should": [
+                {"terms": {"doc_a": doc_ids}}, {"terms": {"doc_b": doc_ids}}]}},
+                source=["row.doc_a", "row.doc_b", "row.relation", "row.group_id", "row.canonical_id"])
         except Exception:  # noqa: BLE001 - no pairs index (no duplicates yet): no groups
             return {}
         out = {}
