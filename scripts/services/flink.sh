@@ -142,7 +142,9 @@ start() {
     launch "flink-taskmanager$i" org.apache.flink.runtime.taskexecutor.TaskManagerRunner "$jvm_opts" "$cp" \
       --configDir "$CONF" -D taskmanager.resource-id="tm$i" $dynamic
   done
-  launch flink-jobserver org.apache.beam.runners.flink.FlinkJobServerDriver -Xmx512m "$cp" \
+  # The job server Java-serialises the whole translated job graph to submit it: with a 512 MB heap the
+  # default job (a few steps more: WriteRunState) ran out there ("Java heap space", job FAILED in CI).
+  launch flink-jobserver org.apache.beam.runners.flink.FlinkJobServerDriver -Xmx1g "$cp" \
     --flink-master="127.0.0.1:$REST_PORT" --flink-conf-dir="$CONF" --job-host=127.0.0.1 --job-port="$JOB_PORT" \
     --artifact-port="$((JOB_PORT - 1))" --expansion-port="$((JOB_PORT - 2))" --artifacts-dir="$HOME_DIR/artifacts"
   sleep 2  # the pid files are written by the launched shells
