@@ -100,6 +100,7 @@ class DraftChecker:
         self._state: Optional[IndexState] = None
         self._state_lock, self._encode_lock = threading.Lock(), threading.Lock()
         self._encoder = None   # (handler, model, the settings they were loaded for)
+        self._local = threading.local()
         # A stored unit's k nearest neighbours depend on the index only: kept per physical index.
         self._around: dict[str, tuple] = {}
         self._around_index, self.around_cache_size = None, 200_000
@@ -202,7 +203,7 @@ class DraftChecker:
         doc = {"id": draft_id, "text": cleaned, "title": title, "url": url, "lang": lang}
         units, _ = split_units(doc, list(cfg.units), min_chars=cfg.min_unit_chars, templates=state.templates)
         to_match = [u for u in units if is_matchable(u, list(cfg.match_units), cfg.min_passage_chars)]
-        hasher = MinHasher(cfg.minhash_params())
+        hasher = self._hasher(cfg)
         signed = [sign_unit(hasher, cfg.banding(), u) for u in to_match]
         vectors, wait_ms, embed_ms = (self._embed(cfg, [u["text"] for u in signed]) if signed
                                       else (np.zeros((0, 0), np.float32), 0.0, 0.0))
@@ -221,6 +222,14 @@ class DraftChecker:
             "timing_ms": {"embed": round(embed_ms, 1), "embed_wait": round(wait_ms, 1), "search": round(search_ms, 1),
                           "total": round((time.monotonic() - started) * 1000, 1)},
         }
+
+    def _hasher(self, cfg: JobConfig) -> MinHasher:
+        """This thread's MinHasher for the run's parameters (made once: ~60 ms; its token cache is not shared)."""
+        params = cfg.minhash_params()
+        hasher = getattr(self._local, "hasher", None)
+        if hasher is None or hasher.params != params:
+            hasher = self._local.hasher = MinHasher(params)
+        return hasher
 
     def _msearch(self, index: str, bodies: list[dict]) -> list[dict]:
         if not bodies:
@@ -290,6 +299,7 @@ class DraftChecker:
         phase = time.monotonic()
         # 3. both scores, the margin and the rule for each candidate (MergeSignals' decision).
         margin_t = {t: cfg.cosine_margin for t in cfg.match_units}
+        rules = cfg.rules()
         kept = []
         for (uid, other), methods in sorted(candidates.items()):
             if other not in stored:
@@ -303,7 +313,7 @@ class DraftChecker:
             mean = (around[uid] + around[other]) / 2.0 if uid in around and other in around else None
             cos, jac, margin, rule = score_pair(kind, float(np.dot(vec, s["vector"])), jac, mean,
                                                 cosine_threshold=cos_t, jaccard_threshold=jac_t,
-                                                rules=cfg.rules(), margin_threshold=margin_t)
+                                                rules=rules, margin_threshold=margin_t)
             if rule:
                 kept.append({"unit": unit, "stored": s, "cosine": cos, "jaccard": jac, "margin": margin,
                              "method": "+".join(sorted(methods)), "rule": rule})
