@@ -43,7 +43,7 @@ from transforms.signals.embed import SentenceTransformerHandler
 from transforms.signals.lsh import shingles_from_text, sign_unit
 from transforms.signals.minhash import MinHasher, exact_jaccard
 from transforms.text.language import detect_language
-from transforms.text.normalize import clean_text
+from transforms.text.normalize import clean_text, looks_like_html
 from transforms.text.units import content_hash, is_matchable, split_units
 
 _LOG = logging.getLogger(__name__)
@@ -204,7 +204,8 @@ class DraftChecker:
         units, _ = split_units(doc, list(cfg.units), min_chars=cfg.min_unit_chars, templates=state.templates)
         to_match = [u for u in units if is_matchable(u, list(cfg.match_units), cfg.min_passage_chars)]
         hasher = self._hasher(cfg)
-        signed = [sign_unit(hasher, cfg.banding(), u) for u in to_match]
+        banding = cfg.banding()
+        signed = [sign_unit(hasher, banding, u) for u in to_match]
         vectors, wait_ms, embed_ms = (self._embed(cfg, [u["text"] for u in signed]) if signed
                                       else (np.zeros((0, 0), np.float32), 0.0, 0.0))
         t_search = time.monotonic()
@@ -212,7 +213,7 @@ class DraftChecker:
         search_ms = (time.monotonic() - t_search) * 1000
         templates = sum(1 for u in units if u["template"] and u["unit_type"] == "paragraph")
         return {
-            "draft": {"id": draft_id, "lang": lang, "chars": len(cleaned), "is_html": len(cleaned) != len(text) and "<" in text,
+            "draft": {"id": draft_id, "lang": lang, "chars": len(cleaned), "is_html": looks_like_html(text),
                       "units": len(units), "units_matched": len(signed), "template_paragraphs": templates,
                       "content_hash": content_hash(cleaned)},
             "matches": matches,
