@@ -201,21 +201,35 @@ def _paragraph_sets(texts: dict[str, str], min_chars: int, max_docs: int) -> dic
     return {d: [p for p in ps if df[p] <= max_docs] for d, ps in paragraphs.items()}
 
 
+def _near_equal(x: str, candidates: list[str], min_ratio: float) -> bool:
+    """True when `x` is in `candidates` or difflib's character ratio to one of them is >= min_ratio."""
+    import difflib
+
+    if x in candidates:
+        return True
+    matcher = difflib.SequenceMatcher(None, b=x, autojunk=False)  # b is the cached side
+    for y in candidates:
+        matcher.set_seq1(y)
+        if matcher.real_quick_ratio() >= min_ratio and matcher.quick_ratio() >= min_ratio and matcher.ratio() >= min_ratio:
+            return True
+    return False
+
+
 def share_a_passage(a: list[str], b: list[str], min_ratio: float = 0.8) -> bool:
     """True when a paragraph of `a` and one of `b` are the same text or nearly (difflib's character
     ratio >= min_ratio: a copied paragraph with a few words changed), judged without the job's
     shingles or embeddings."""
-    import difflib
+    return bool(set(a) & set(b)) or any(_near_equal(x, b, min_ratio) for x in a)
 
-    if set(a) & set(b):
-        return True
-    for x in a:
-        matcher = difflib.SequenceMatcher(None, x, autojunk=False)
-        for y in b:
-            matcher.set_seq1(y)
-            if matcher.real_quick_ratio() >= min_ratio and matcher.quick_ratio() >= min_ratio and matcher.ratio() >= min_ratio:
-                return True
-    return False
+
+def near_duplicate_pages(a: list[str], b: list[str], min_ratio: float = 0.8) -> bool:
+    """True when at least half of the smaller page's paragraphs have a counterpart in the other page
+    that is the same or nearly (as share_a_passage): a page and its variant with a few words changed
+    in each paragraph ("Función Blue" / "Función Red")."""
+    if not a or not b:
+        return False
+    small, big = (a, b) if len(a) <= len(b) else (b, a)
+    return sum(_near_equal(x, big, min_ratio) for x in small) >= 0.5 * len(small)
 
 
 def score_site_run(pairs: list[dict], docs: list[dict], gold: list[tuple], groups: list[dict]) -> dict:
@@ -223,8 +237,8 @@ def score_site_run(pairs: list[dict], docs: list[dict], gold: list[tuple], group
 
     - document pairs (relation "duplicate"): true when both documents are copies of one original
       (gold pairs joined transitively, siblings included), or the two original pages are themselves
-      near-duplicates (their own paragraphs, >= 40 characters, exactly shared for at least half of
-      the smaller page);
+      near-duplicates (near_duplicate_pages over their own paragraphs: >= 40 characters, on at most 9
+      pages);
     - passage pairs (relation "passage"): true when gold names them (transplant), they are copies of
       one original, or the two original pages share a passage: a paragraph of >= 40 characters that
       is on at most 9 pages of the site (more is its template) and is the same, or nearly
@@ -258,8 +272,7 @@ def score_site_run(pairs: list[dict], docs: list[dict], gold: list[tuple], group
         return share_a_passage(own.get(source[a], []), own.get(source[b], []))
 
     def near_duplicate_originals(a, b):
-        sa, sb = set(own.get(source[a], [])), set(own.get(source[b], []))
-        return bool(sa and sb) and len(sa & sb) >= 0.5 * min(len(sa), len(sb))
+        return near_duplicate_pages(own.get(source[a], []), own.get(source[b], []))
 
     rows = {tuple(sorted((r["doc_a"], r["doc_b"]))): r for r in pairs}
     verdict = collections.Counter()

@@ -1,5 +1,8 @@
 """Site corpora: text as a crawler extracts it, planted copies with gold, and the site scoring."""
-from transforms.evaluation.site_corpus import CATEGORY, page_text, plant_copies, score_site_run
+import random
+
+from transforms.evaluation.site_corpus import (CATEGORY, near_duplicate_pages, page_text, plant_copies, score_site_run,
+                                               share_a_passage)
 
 PAGE = """<html><head><title>T</title><script>var x = 1;</script></head><body>
 <nav><a href="/">Inicio</a> · <a href="/es">Otros idiomas</a></nav>
@@ -17,8 +20,9 @@ def _pages(n=40):
     words = "alfa beta gama delta épsilon zeta eta theta iota kappa lambda mu nu xi ómicron pi rho sigma".split()
     pages = []
     for i in range(n):
-        body = " ".join(words[(i + j) % len(words)] + str(j % 7) for j in range(40))
-        long_paragraph = f"Párrafo largo y propio de la página número {i}: " + " ".join(words[j % 18] for j in range(i, i + 30))
+        rng = random.Random(i)  # each page its own words: unrelated pages are unlike character by character too
+        body = " ".join(rng.choice(words) + str(j % 7) for j in range(40))
+        long_paragraph = f"Párrafo largo y propio de la página número {i}: " + " ".join(rng.choice(words) for _ in range(30))
         text = f"Menú · Inicio\n\nTítulo {i}\n\n{body}.\n\n{long_paragraph}.\n\nInforme un error"
         pages.append({"id": f"site-{i:03d}", "url": f"https://x.invalid/{i}", "title": f"T{i}", "html": "", "text": text})
     return pages
@@ -53,3 +57,26 @@ def test_site_scoring_counts_true_and_false_pairs_by_relation():
     assert report["recall"]["exact"]["recall"] == 1.0 and report["recall"]["passage"]["recall"] == 1.0
     assert report["recall"]["heavy"]["recall"] == 0.0
     assert report["largest_group"] == 2 and report["largest_planted_group"] >= 2
+
+
+BLUE = ["devuelve el componente azul del código de color compuesto especificado.",
+        "color value: long integer expression that specifies any composite color code for which to return the blue component.",
+        "the color picker dialog details the red, green and blue components of a composite color code."]
+RED = ["devuelve el componente rojo del código de color compuesto especificado.",
+       "colornumber: long integer expression that specifies any composite color code for which to return the red component.",
+       "the color picker dialog details the red, green and blue components of a composite color code."]
+OTHER = ["inserta una tabla en el documento actual con el número de filas y columnas que se indique.",
+         "las celdas vacías de la tabla se rellenan con el formato predeterminado del estilo de párrafo."]
+
+
+def test_a_paragraph_with_one_word_changed_is_a_shared_passage_and_an_unrelated_one_is_not():
+    # One word of the page's own paragraph changed: the same passage (difflib ratio >= 0.8).
+    assert share_a_passage([BLUE[0]], [RED[0]])
+    assert not share_a_passage([BLUE[0]], OTHER)
+    assert not share_a_passage(BLUE[:1], [RED[0]], min_ratio=0.99)
+
+
+def test_two_pages_differing_by_a_word_per_paragraph_are_near_duplicates():
+    assert near_duplicate_pages(BLUE, RED)
+    assert not near_duplicate_pages(BLUE, OTHER + RED[2:])  # one of three paragraphs shared
+    assert not near_duplicate_pages(BLUE, [])
