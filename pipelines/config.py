@@ -117,6 +117,9 @@ class JobConfig:
     # duplicate search
     cosine_threshold: float
     cosine_margin: float
+    unit_cosine_margin: float
+    combined_jaccard: float
+    combined_cosine: float
     knn_k: int
     knn_num_candidates: int
     knn_exclude_same_document: bool
@@ -187,6 +190,24 @@ class JobConfig:
         jac = {t: self.jaccard_threshold if t == "document" else self.unit_jaccard_threshold for t in UNIT_TYPES}
         return cos, jac
 
+    def margins(self) -> dict:
+        """{unit_type: margin a cosine-alone decision needs} of the matched unit types."""
+        return {t: self.cosine_margin if t == "document" else self.unit_cosine_margin for t in self.match_units}
+
+    def combined(self) -> dict:
+        """{unit_type: (jaccard, cosine)} of the combined clause (documents only; {} when off)."""
+        if self.combined_jaccard > 0 and self.combined_cosine > 0:
+            return {"document": (self.combined_jaccard, self.combined_cosine)}
+        return {}
+
+    def search_floors(self) -> tuple[dict, dict]:
+        """({unit_type: lowest cosine}, {unit_type: lowest Jaccard}) a decision can accept: the floors
+        the kNN and LSH searches keep candidates above (a custom --rule is decided over these)."""
+        cos, jac = self.thresholds()
+        for kind, (c_jac, c_cos) in self.combined().items():
+            cos[kind], jac[kind] = min(cos[kind], c_cos), min(jac[kind], c_jac)
+        return cos, jac
+
     def rules(self) -> dict:
         """{unit_type: Rule} for the types given a rule expression."""
         out = {}
@@ -205,7 +226,7 @@ class JobConfig:
 
     def banding(self) -> dict:
         """{unit_type: (bands, rows)} of the LSH for each matched unit type."""
-        _, jac_t = self.thresholds()
+        _, jac_t = self.search_floors()
         return {kind: choose_bands(jac_t[kind], self.num_perm, self.lsh_target_recall) for kind in self.match_units}
 
     def source_config(self) -> SourceConfig:

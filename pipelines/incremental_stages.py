@@ -100,7 +100,7 @@ class LookupBands(beam.PTransform):
 
     def expand(self, sources):
         signed, requery = sources
-        _, jac_t = self.job.cfg.thresholds()
+        _, jac_t = self.job.cfg.search_floors()
         queries = (signed, requery | "RequeryAsSigned" >> beam.Map(
             lambda r: {"unit_id": r["id"], "doc_id": r["doc_id"], "unit_type": r["unit_type"], "bands": r["bands"],
                        "ids": r["ids"]})) | "BandQueries" >> beam.Flatten()

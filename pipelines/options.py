@@ -71,8 +71,10 @@ class DedupOptions(PipelineOptions):
                             "documents (and --template_min_share of them) is the site's template (navigation, "
                             "footers, repeated notices): listed in templates/, never matched, left out of the "
                             "document-level text (0: no template detection)")
-        g.add_argument("--template_min_share", type=float, default=0.02,
-                       help="Template text: fewest documents, as a share of all distinct documents")
+        g.add_argument("--template_min_share", type=float, default=0.0,
+                       help="Template text: fewest documents, as a share of all distinct documents (0: the "
+                            "absolute --template_min_docs alone; a share grows with the corpus and let a section's "
+                            "notices on 10-50 of 2,500 pages pass as content)")
         g.add_argument("--frame_min_docs", type=int, default=9,
                        help="A paragraph whose matches reach units of at least this many other documents is a "
                             "template frame (one sentence pattern with each page's own words), and none of its "
@@ -154,18 +156,28 @@ class DedupOptions(PipelineOptions):
                        help="Incremental runs on a full snapshot: delete indexed documents absent from the input")
         g = parser.add_argument_group("duplicate search")
         g.add_argument("--cosine_threshold", type=float, default=0.85,
-                       help="Pairs with cosine similarity at or above this are duplicates")
-        g.add_argument("--cosine_margin", type=float, default=1.2,
-                       help="Pairs decided by cosine (documents and passages) also need margin >= this: cosine / "
-                            "the mean cosine of the two units' --knn_k nearest neighbours (same-site pages on one "
-                            "topic all reach cosine 0.85-0.90; a copy stands out from them). 0: cosine alone decides")
+                       help="Document pairs with cosine at or above this (and --cosine_margin) are duplicates on "
+                            "meaning alone; see --combined_jaccard for cosine backed by shared text")
+        g.add_argument("--cosine_margin", type=float, default=1.5,
+                       help="Document pairs decided by cosine alone also need margin >= this: cosine / the mean "
+                            "cosine of the two documents' --knn_k nearest neighbours (same-site pages on one topic "
+                            "all reach cosine 0.85-0.93 with margins up to 1.46; a rewrite stands out from them). "
+                            "0: cosine alone decides")
+        g.add_argument("--unit_cosine_margin", type=float, default=1.2,
+                       help="The same margin for paragraph/sentence pairs decided by cosine")
         g.add_argument("--knn_k", type=int, default=10, help="Neighbours searched per document")
         g.add_argument("--knn_num_candidates", type=int, default=100, help="HNSW candidates per shard")
         g.add_argument("--knn_exclude_same_document", type=_bool, default=True,
                        help="Do not pair units of the same document")
+        g.add_argument("--combined_jaccard", type=float, default=0.45,
+                       help="Document pairs with Jaccard >= this AND cosine >= --combined_cosine are duplicates: "
+                            "both signals agreeing at lower thresholds than either alone (0: no such clause)")
+        g.add_argument("--combined_cosine", type=float, default=0.85,
+                       help="Cosine of the combined clause (see --combined_jaccard; no margin needed)")
         g.add_argument("--rule", default="",
                        help="Decision rule for document pairs, e.g. 'jaccard >= 0.8 or (cosine >= 0.92 and "
-                            "jaccard >= 0.2)' (default: cosine >= --cosine_threshold or jaccard >= --jaccard_threshold)")
+                            "jaccard >= 0.2)' (default: jaccard >= --jaccard_threshold or cosine >= --cosine_threshold with margin, or "
+                            "the combined clause)")
         g.add_argument("--unit_rule", default="", help="Decision rule for paragraph/sentence pairs (same syntax)")
         g.add_argument("--duplicate_coverage", type=float, default=0.8,
                        help="A pair whose matched passages cover at least this share of both documents' "
@@ -181,8 +193,9 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--group_rounds", type=int, default=24,
                        help="Large/small-star rounds of the connected components (log-scale in group size)")
         g = parser.add_argument_group("minhash lsh")
-        g.add_argument("--jaccard_threshold", type=float, default=0.5,
-                       help="Pairs with exact shingle Jaccard at or above this are duplicates")
+        g.add_argument("--jaccard_threshold", type=float, default=0.6,
+                       help="Document pairs with exact shingle Jaccard at or above this are duplicates on shared "
+                            "text alone (LSH is banded for the lowest Jaccard a rule accepts)")
         g.add_argument("--num_perm", type=int, default=128, help="MinHash permutations")
         g.add_argument("--minhash_seed", type=int, default=1, help="MinHash seed (datasketch-compatible)")
         g.add_argument("--shingle_kind", default="word", choices=("word", "char"), help="Shingle tokens")
@@ -224,8 +237,11 @@ class DedupOptions(PipelineOptions):
             raise ConfigError("--template_min_docs must be >= 0 and --template_min_share in [0, 1]")
         if self.min_passage_chars < 0:
             raise ConfigError(f"--min_passage_chars must be >= 0, got {self.min_passage_chars}")
-        if self.cosine_margin < 0:
-            raise ConfigError(f"--cosine_margin must be >= 0, got {self.cosine_margin}")
+        if not (0.0 <= self.combined_jaccard < 1.0 and 0.0 <= self.combined_cosine <= 1.0):
+            raise ConfigError("--combined_jaccard must be in [0, 1) and --combined_cosine in [0, 1]")
+        if self.cosine_margin < 0 or self.unit_cosine_margin < 0:
+            raise ConfigError(f"--cosine_margin and --unit_cosine_margin must be >= 0, got {self.cosine_margin}, "
+                              f"{self.unit_cosine_margin}")
         if not 0.0 < self.duplicate_coverage <= 1.0:
             raise ConfigError(f"--duplicate_coverage must be in (0, 1], got {self.duplicate_coverage}")
         if self.progress_interval < 0:

@@ -101,7 +101,7 @@ class Job:
 
     @property
     def min_cosine(self) -> float:
-        cos_t, _ = self.cfg.thresholds()
+        cos_t, _ = self.cfg.search_floors()
         return min(cos_t[t] for t in self.cfg.match_units)
 
     def progress(self, name: str, noun: str, total=None) -> Progress:
@@ -259,7 +259,7 @@ class SemanticMatch(beam.PTransform):
 
 def lsh_runs(job: Job) -> dict:
     """{unit_type: MinHashDuplicates} as configured (also what the summary describes)."""
-    cfg, (_, jac_t) = job.cfg, job.cfg.thresholds()
+    cfg, (_, jac_t) = job.cfg, job.cfg.search_floors()
     return {kind: MinHashDuplicates(cfg.minhash_params(), jac_t[kind], target_recall=cfg.lsh_target_recall,
                                     max_bucket=cfg.lsh_max_bucket, oversize_window=cfg.lsh_window,
                                     prefilter_margin=cfg.lsh_prefilter_margin, signed=True, banding=bands)
@@ -303,7 +303,7 @@ class ScoreAndRollUp(beam.PTransform):
         merged = found | "MergeSignals" >> MergeSignals(
             vectors=self.vectors, signatures=self.signatures, cosine_threshold=cos_t, jaccard_threshold=jac_t,
             rules=cfg.rules(), neighbourhood=self.neighbourhood,
-            margin_threshold={t: cfg.cosine_margin for t in cfg.match_units})
+            margin_threshold=cfg.margins(), combined=cfg.combined())
         # A passage matching units of as many documents as a template paragraph is a template frame.
         framed = merged["pairs"] | "DropFramePassages" >> DropFramePassages(cfg.frame_min_docs, with_frames=True)
         unit_pairs = framed["rows"]

@@ -243,6 +243,7 @@ class DraftChecker:
     def _match(self, state: IndexState, draft_id: str, signed: list[dict], vectors: np.ndarray) -> tuple[list, dict]:
         job, cfg = state.job, state.job.cfg
         cos_t, jac_t = cfg.thresholds()
+        _, jac_floor = cfg.search_floors()
         use_knn, use_minhash = "knn" in cfg.signals, "minhash" in cfg.signals
         queries = [{"id": u["unit_id"], "doc_id": draft_id, "unit_type": u["unit_type"], "vector": v}
                    for u, v in zip(signed, vectors)]
@@ -268,7 +269,7 @@ class DraftChecker:
                 if cos >= job.min_cosine:
                     candidates.setdefault((q["id"], other), set()).add("knn")
         for u, result in zip(with_bands, band_responses):
-            pairs, _, _ = verified_band_pairs(u, result, jac_t[u["unit_type"]])
+            pairs, _, _ = verified_band_pairs(u, result, jac_floor[u["unit_type"]])
             for p in pairs:
                 other = p["doc_b"] if p["doc_a"] == u["unit_id"] else p["doc_a"]
                 candidates.setdefault((u["unit_id"], other), set()).add("minhash")
@@ -299,7 +300,7 @@ class DraftChecker:
         timings["neighbourhoods_ms"] = round((time.monotonic() - phase) * 1000, 1)
         phase = time.monotonic()
         # 3. both scores, the margin and the rule for each candidate (MergeSignals' decision).
-        margin_t = {t: cfg.cosine_margin for t in cfg.match_units}
+        margin_t = cfg.margins()
         rules = cfg.rules()
         kept = []
         for (uid, other), methods in sorted(candidates.items()):
@@ -314,7 +315,8 @@ class DraftChecker:
             mean = (around[uid] + around[other]) / 2.0 if uid in around and other in around else None
             cos, jac, margin, rule = score_pair(kind, float(np.dot(vec, s["vector"])), jac, mean,
                                                 cosine_threshold=cos_t, jaccard_threshold=jac_t,
-                                                rules=rules, margin_threshold=margin_t)
+                                                rules=rules, margin_threshold=margin_t,
+                                                combined=cfg.combined())
             if rule:
                 kept.append({"unit": unit, "stored": s, "cosine": cos, "jaccard": jac, "margin": margin,
                              "method": "+".join(sorted(methods)), "rule": rule})

@@ -83,3 +83,16 @@ def test_summary_settings_hold_every_field_and_no_url_credentials():
     settings = cfg.settings()
     assert set(settings) == {f.name for f in dataclasses.fields(JobConfig)}
     assert settings["es_url"] == "https://***@es.example.org:9243" and "s3cr3t" not in str(settings)
+
+
+def test_search_floors_are_the_lowest_scores_a_decision_accepts():
+    cos, jac = _config().search_floors()
+    # documents: the combined clause (jaccard 0.45 with cosine 0.85) is the lowest; units: their thresholds
+    assert (cos["document"], jac["document"]) == (0.85, 0.45) and (cos["paragraph"], jac["paragraph"]) == (0.9, 0.5)
+    assert _config().thresholds()[1]["document"] == 0.6
+    assert _config().banding()["document"] != _config("--combined_jaccard", "0").banding()["document"]
+    off = _config("--combined_jaccard", "0")
+    assert off.combined() == {} and off.search_floors()[1]["document"] == 0.6
+    assert _config().margins() == {"document": 1.5, "paragraph": 1.2}
+    with pytest.raises(ConfigError, match="combined"):
+        _config("--combined_cosine", "1.5")

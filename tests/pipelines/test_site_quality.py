@@ -2,8 +2,8 @@
 `apt-get download`, unpacked with `dpkg -x`), navigation included, with planted copies, through the
 default job; fails on a regression of precision, recall, relation or group size.
 
-The defaults were chosen on 300 pages of this site (seed 1); the held-out figures (gimp-help-es) are
-in bench/results/quality/site-*.json and the README. This is a smaller draw (other seed) of the
+The defaults were chosen on the whole of this site (seed 1); the held-out figures (gimp-help-es) are
+in bench/results/quality/site-*-full.json and the README (this draw gave precision 1.0 / 1.0 on 2026-12-03). This is a smaller draw (other seed) of the
 tuning site, so it guards against regressions, it does not prove the targets.
 """
 import json
@@ -45,8 +45,8 @@ def test_default_job_on_a_real_site_with_planted_copies(site_cache, tmp_path, mo
     report = json.loads((out / "report.json").read_text())
     recall = {k: v["recall"] for k, v in report["recall"].items()}
     assert report["templates"] >= 5, report  # the site's header, footer and repeated notices
-    assert report["document_precision"] >= 0.9, report["false_examples"]
-    assert report["passage_precision"] >= 0.9, report["false_examples"]
+    assert report["document_precision"] >= 0.96, report["false_examples"]  # ~30 pairs: one false one allowed
+    assert report["passage_precision"] >= 0.95, report["false_examples"]
     for category in ("exact", "rewrapped"):
         assert recall[category] == 1.0, (category, report["recall"])
     assert recall["light"] >= 0.9 and recall["common_source"] >= 0.8 and recall["passage"] >= 0.66, report["recall"]

@@ -29,9 +29,11 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def decide(cos, jac, cosine_threshold: float, jaccard_threshold: float, margin=None,
-           margin_threshold: float = 0.0) -> str:
+           margin_threshold: float = 0.0, combined=None) -> str:
     """The rule that fired, e.g. 'jaccard>=0.5', 'cosine>=0.85', 'jaccard>=0.5 AND cosine>=0.85
-    (margin>=1.1)', or '' (not a duplicate). A cosine needs margin >= margin_threshold when both are set."""
+    (margin>=1.1)', 'jaccard>=0.45 WITH cosine>=0.85' (the combined clause), or '' (not a duplicate).
+    A cosine alone needs margin >= margin_threshold when both are set; `combined`: (jaccard, cosine)
+    that decide together, no margin needed (None: no such clause)."""
     fired = []
     if jac is not None and jac >= jaccard_threshold:
         fired.append(f"jaccard>={jaccard_threshold:g}")
@@ -40,6 +42,8 @@ def decide(cos, jac, cosine_threshold: float, jaccard_threshold: float, margin=N
             fired.append(f"cosine>={cosine_threshold:g}")
         elif margin >= margin_threshold:
             fired.append(f"cosine>={cosine_threshold:g} (margin>={margin_threshold:g})")
+    if not fired and combined and jac is not None and cos is not None and jac >= combined[0] and cos >= combined[1]:
+        fired.append(f"jaccard>={combined[0]:g} WITH cosine>={combined[1]:g}")
     return " AND ".join(fired)
 
 
@@ -48,10 +52,11 @@ def _of_type(value, kind: str, default=None):
 
 
 def score_pair(kind: str, cos, jac, around, *, cosine_threshold, jaccard_threshold, rules=None,
-               margin_threshold=0.0) -> tuple:
+               margin_threshold=0.0, combined=None) -> tuple:
     """One unit pair's raw scores -> (cosine, jaccard, margin, rule that fired or ''), rounded as
     stored. `around`: the mean of its two units' neighbourhoods (None: unknown, no margin);
-    thresholds: floats or {unit_type: float}; `rules`: {unit_type: Rule} replacing them. Shared by
+    thresholds: floats or {unit_type: float}; `combined`: {unit_type: (jaccard, cosine)} (see decide);
+    `rules`: {unit_type: Rule} replacing them. Shared by
     MergeSignals and the draft check (service/), so both decide alike."""
     cos = round(float(cos), 6) if cos is not None else None
     jac = round(float(jac), 6) if jac is not None else None
@@ -61,7 +66,7 @@ def score_pair(kind: str, cos, jac, around, *, cosine_threshold, jaccard_thresho
         rule = rules[kind].text if rules[kind](cosine=cos, jaccard=jac, margin=margin) else ""
     else:
         rule = decide(cos, jac, _of_type(cosine_threshold, kind), _of_type(jaccard_threshold, kind), margin,
-                      _of_type(margin_threshold, kind, 0.0))
+                      _of_type(margin_threshold, kind, 0.0), (combined or {}).get(kind))
     return cos, jac, margin, rule
 
 
@@ -74,13 +79,15 @@ class MergeSignals(beam.PTransform):
     distributions of the run report)}."""
 
     def __init__(self, *, vectors, signatures, cosine_threshold, jaccard_threshold, rules=None,
-                 neighbourhood=None, margin_threshold=0.0):
+                 neighbourhood=None, margin_threshold=0.0, combined=None):
         """Thresholds: a float, or {unit_type: float} when the pairs are units (ids as in units.py);
         unit pairs of the same document, and pairs of two unit types, are dropped. `rules`
         ({unit_type: rules.Rule}) replaces the thresholds' OR for the types it names.
         neighbourhood: (id, mean top-k cosine) from the kNN stage, or None (no margins);
-        margin_threshold: a float or {unit_type: float} (0: cosine needs no margin)."""
+        margin_threshold: a float or {unit_type: float} (0: cosine needs no margin);
+        combined: {unit_type: (jaccard, cosine)} deciding together (see decide), or None."""
         super().__init__()
+        self.combined = combined or {}
         self.neighbourhood = neighbourhood
         self.margin_threshold = margin_threshold
         self.rules = rules or {}
@@ -92,7 +99,7 @@ class MergeSignals(beam.PTransform):
     def expand(self, found_pairs):
         """`found_pairs`: a tuple of Pair-dict PCollections (each with doc_a, doc_b, method)."""
         cos_by_type, jac_by_type, rules = self.cosine_threshold, self.jaccard_threshold, self.rules
-        margin_by_type = self.margin_threshold
+        margin_by_type, combined = self.margin_threshold, self.combined
         methods = (found_pairs
                    | "AllFound" >> beam.Flatten()
                    | "KeyFound" >> beam.Map(lambda p: ((p["doc_a"], p["doc_b"]), p["method"])))
@@ -116,7 +123,7 @@ class MergeSignals(beam.PTransform):
             cos, jac, margin, rule = score_pair(
                 kind, g["cosine"][0] if g["cosine"] else None, g["jaccard"][0] if g["jaccard"] else None,
                 around[0] if around else None, cosine_threshold=cos_by_type, jaccard_threshold=jac_by_type,
-                rules=rules, margin_threshold=margin_by_type)
+                rules=rules, margin_threshold=margin_by_type, combined=combined)
             yield beam.pvalue.TaggedOutput(SCORED_TAG, (kind, cos, jac, bool(rule)))
             if not rule:
                 return

@@ -20,6 +20,18 @@ def test_decide_needs_the_margin_for_a_cosine_decision():
     assert not Rule("cosine >= 0.8 and margin >= 1.2")(cosine=0.9)
 
 
+def test_the_combined_clause_needs_both_signals_and_no_margin():
+    combined = (0.45, 0.85)
+    # A page and its lightly edited copy: neither signal alone, both together (a same-topic margin).
+    assert decide(0.9, 0.47, 0.85, 0.6, margin=1.05, margin_threshold=1.5,
+                  combined=combined) == "jaccard>=0.45 WITH cosine>=0.85"
+    assert decide(0.9, 0.47, 0.85, 0.6, margin=1.05, margin_threshold=1.5) == ""       # clause off
+    assert decide(0.84, 0.55, 0.85, 0.6, combined=combined) == ""                       # cosine short
+    assert decide(0.99, 0.30, 0.85, 0.6, margin=1.3, margin_threshold=1.5, combined=combined) == ""  # jaccard short
+    assert decide(0.9, 0.7, 0.85, 0.6, margin=1.1, margin_threshold=1.5,
+                  combined=combined) == "jaccard>=0.6"                                    # a single signal names itself
+
+
 def test_exact_search_reports_neighbourhood_means():
     v = np.eye(3, dtype=np.float32)
     v[1] = [0.6, 0.8, 0.0]
