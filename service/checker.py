@@ -300,7 +300,7 @@ class DraftChecker:
         timings["neighbourhoods_ms"] = round((time.monotonic() - phase) * 1000, 1)
         phase = time.monotonic()
         # 3. both scores, the margin and the rule for each candidate (MergeSignals' decision).
-        margin_t = cfg.margins()
+        margin_t, combined = cfg.margins(), cfg.combined()
         rules = cfg.rules()
         kept = []
         for (uid, other), methods in sorted(candidates.items()):
@@ -315,8 +315,7 @@ class DraftChecker:
             mean = (around[uid] + around[other]) / 2.0 if uid in around and other in around else None
             cos, jac, margin, rule = score_pair(kind, float(np.dot(vec, s["vector"])), jac, mean,
                                                 cosine_threshold=cos_t, jaccard_threshold=jac_t,
-                                                rules=rules, margin_threshold=margin_t,
-                                                combined=cfg.combined())
+                                                rules=rules, margin_threshold=margin_t, combined=combined)
             if rule:
                 kept.append({"unit": unit, "stored": s, "cosine": cos, "jaccard": jac, "margin": margin,
                              "method": "+".join(sorted(methods)), "rule": rule})
