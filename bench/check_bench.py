@@ -1,7 +1,7 @@
 """The draft-check API against a run's index: agreement with the job's tables, then latency under load.
 
     python bench/check_bench.py --run OUT --docs DOCS.jsonl --es_index ALIAS [--fresh PAGES.jsonl] [--words 1000] [--requests 60]
-        [--concurrency 1,8] [--skip_agreement] [--skip_latency] [--out bench/results/check-api.json]
+        [--concurrency 1,8] [--skip_agreement] [--skip_latency] [--compare_neighbourhoods N] [--out bench/results/check-api.json]
 
 1. Agreement (in process, DraftChecker): every document of `--docs` checked as a draft with its own id
    returns exactly the documents the job paired it with (`OUT/duplicates/`), and for every reported
@@ -16,6 +16,9 @@
    `search` (kNN, band keys, stored units, their neighbourhoods, scoring, roll-up), `embed` (encoding)
    and `embed_wait` (queued for the encoder) parts, and the index size in units. One machine for everything
    (server, encoder, Elasticsearch, clients): upper bounds.
+3. `--compare_neighbourhoods N` (in process, sequential): the search part of N drafts per kind with the
+   run's stored neighbourhoods (transforms/io/neighbourhood_store.py) and with them searched again,
+   alternating draft by draft, and whether the answers are identical.
 """
 from __future__ import annotations
 
@@ -172,6 +175,42 @@ def load(base: str, key: str, drafts: list[str], concurrency: int) -> dict:
             "matches_median": statistics.median(r[3] for r in ok) if ok else None}
 
 
+def compare_neighbourhoods(es_url: str, alias: str, drafts_by_kind: dict) -> list[dict]:
+    """In process, sequential: the search part of each draft with the run's stored neighbourhoods and
+    with every stored unit's neighbourhood searched again (as before they were stored), alternating
+    draft by draft on two fresh checkers (each caches what it searched or read). Same drafts, same run."""
+    import dataclasses
+
+    from service.checker import DraftChecker
+    from transforms.io.elasticsearch import EsConnection
+
+    stored = DraftChecker(EsConnection(url=es_url), alias, state_ttl_s=3600.0)
+    searching = DraftChecker(EsConnection(url=es_url), alias, state_ttl_s=3600.0)
+    state = searching.state()
+    searching._state = dataclasses.replace(state, run={**state.run, "neighbourhoods": None})
+    stored.check(drafts_by_kind[next(iter(drafts_by_kind))][0])  # warm-up: model and shapes
+    searching.check(drafts_by_kind[next(iter(drafts_by_kind))][0])
+    rows = []
+    for kind, drafts in drafts_by_kind.items():
+        times = {"stored": [], "searched": []}
+        counts, same = {"stored": [], "searched": []}, 0
+        for text in drafts:
+            answers = {}
+            for name, checker in (("stored", stored), ("searched", searching)):
+                result = checker.check(text)
+                times[name].append(result["timing_ms"]["search"])
+                counts[name].append(result["searched"]["neighbourhoods_searched"])
+                answers[name] = result["matches"]
+            same += answers["stored"] == answers["searched"]
+        row = {"drafts": kind, "requests": len(drafts), "identical_answers": same,
+               **{f"search_ms_{name}": {"p50": pct(t, 50), "p95": pct(t, 95)} for name, t in times.items()},
+               "neighbourhood_searches_median": {n: statistics.median(c) for n, c in counts.items()}}
+        row["p95_ratio_stored_to_searched"] = round(row["search_ms_stored"]["p95"] / row["search_ms_searched"]["p95"], 3)
+        print(json.dumps(row))
+        rows.append(row)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, help="the run's --output (its duplicates/ table)")
@@ -185,6 +224,9 @@ def main(argv=None) -> int:
     ap.add_argument("--fresh", default="", help="JSONL of pages NOT in the index (paragraphs of new and copy drafts)")
     ap.add_argument("--skip_agreement", action="store_true")
     ap.add_argument("--skip_latency", action="store_true")
+    ap.add_argument("--compare_neighbourhoods", type=int, default=0,
+                    help="N drafts per kind checked in process with the run's stored neighbourhoods and with "
+                         "them searched again (the search part of each, same drafts)")
     ap.add_argument("--out", default="bench/results/check-api.json")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -210,6 +252,11 @@ def main(argv=None) -> int:
         result["agreement"]["seconds"] = round(time.monotonic() - started, 1)
         print(json.dumps({k: v for k, v in result["agreement"].items() if k != "examples"}))
         del checker
+    if args.compare_neighbourhoods:
+        fresh = [json.loads(line) for line in open(args.fresh, encoding="utf-8") if line.strip()] if args.fresh else []
+        result["neighbourhoods"] = compare_neighbourhoods(args.es_url, args.es_index, {
+            kind: make_drafts(list(docs.values()), args.compare_neighbourhoods, args.words, kind, fresh, seed=5)
+            for kind in args.kinds.split(",") if kind == "mixed" or fresh})
     if args.skip_latency:
         write_result(result, args.out)
         return 0

@@ -8,7 +8,8 @@ Full job (each name is a top-level step of the Beam graph; ARCHITECTURE.md draws
     ReadDocuments -> CleanAndDetect -> PrepareUnits -> SignAndEmbed -> IndexVectors
       SignAndEmbed.matchable -> SemanticMatch (kNN, after IndexVectors.ready) --+
       SignAndEmbed.signatures -> LexicalMatch (MinHash LSH, exact Jaccard) ------+-> ScoreAndRollUp
-      -> GroupDuplicates -> WritePairTables; WriteUnits, WriteTemplates; WriteSummary -> RunReport -> PointAlias
+      -> GroupDuplicates -> WritePairTables; WriteUnits, WriteTemplates; StoreNeighbourhoods; WriteSummary -> RunReport
+      -> PointAlias
 
 The incremental job replaces LexicalMatch by LookupBands (band keys of the stored units), and adds
 SplitDocuments/SplitUnitsByState (what is indexed unchanged), Requery, CleanIndex and StoredEnds
@@ -35,6 +36,7 @@ from pipelines.stages import (CleanAndDetect, CurrentState, GroupDuplicates, Ind
 from transforms.io.bq_sink import delete_run_rows
 from transforms.io.elasticsearch_store import PointAlias, check_cluster, resolve_target
 from transforms.io.lease import EsLease, LeaseHeld
+from transforms.io.neighbourhood_store import WriteNeighbourhoods, around_index, new_generation
 from transforms.io.run_state import WriteRunState
 from transforms.io.sinks import TEMPLATES_SCHEMA, UNITS_SCHEMA, CountBy, ReconcileSources, WriteSummary, clear_outputs
 from transforms.records import ConfigError
@@ -59,11 +61,12 @@ def build_full(p: beam.Pipeline, job: Job, input_files: dict | None = None) -> d
         ready = index["ready"]
         dead.append(index["dead_letter"])
         counts.update(indexed=index["indexed"], dead_letter_es=index["dead_letter"])
-    found, neighbourhood = [], None
+    found, neighbourhood, searched = [], None, []
     if "knn" in cfg.signals:
         knn = signed["matchable"] | "SemanticMatch" >> SemanticMatch(job, ready=ready)
         found.append(knn["pairs"])
         neighbourhood = knn["neighbourhood"]
+        searched = [knn["neighbours"]] if "neighbours" in knn else []
         counts["knn_pairs"] = knn["pairs"]
     lexical = signed["signatures"] | "LexicalMatch" >> LexicalMatch(job)
     if "minhash" in cfg.signals:
@@ -72,7 +75,7 @@ def build_full(p: beam.Pipeline, job: Job, input_files: dict | None = None) -> d
         job, vectors=signed["matchable"], signatures=signed["signatures"], neighbourhood=neighbourhood)
     counts.update(minhash_pairs=lexical["pairs"], lsh_oversized_buckets=lexical["oversized"])
     return finish(p, job, mode="full", read=read, clean=clean, all_docs=docs, prepared=prepared, signed=signed,
-                  scored=scored, dead=dead, counts=counts, input_files=input_files, affected=None)
+                  scored=scored, dead=dead, counts=counts, input_files=input_files, affected=None, searched=searched)
 
 
 def build_incremental(p: beam.Pipeline, job: Job, input_files: dict | None = None) -> dict:
@@ -113,6 +116,7 @@ def build_incremental(p: beam.Pipeline, job: Job, input_files: dict | None = Non
                    | "StoredSignatures" >> beam.Filter(lambda r: r["ids"].size > 0)) | "SignaturesAll" >> beam.Flatten())
     neighbourhood = None if knn is None else (
         (knn["neighbourhood"], ends["neighbourhood"]) | "NeighbourhoodAll" >> beam.Flatten())
+    searched = [] if knn is None else [pc for pc in (knn.get("neighbours"), ends["neighbours"]) if pc is not None]
     scored = tuple(found) | "ScoreAndRollUp" >> ScoreAndRollUp(job, vectors=vectors, signatures=signatures,
                                                                neighbourhood=neighbourhood)
     counts.update(units_unchanged=state["unchanged"], units_fresh=state["fresh"], units_requeried=requery,
@@ -127,14 +131,23 @@ def build_incremental(p: beam.Pipeline, job: Job, input_files: dict | None = Non
         affected.append(cleaned["absent_documents_deleted"])
     affected = tuple(affected) | "AffectedDocs" >> beam.Flatten()
     return finish(p, job, mode="incremental", read=read, clean=clean, all_docs=all_docs, prepared=prepared,
-                  signed=signed, scored=scored, dead=dead, counts=counts, input_files=input_files, affected=affected)
+                  signed=signed, scored=scored, dead=dead, counts=counts, input_files=input_files, affected=affected,
+                  searched=searched)
 
 
 def finish(p, job: Job, *, mode, read, clean, all_docs, prepared, signed, scored, dead, counts, input_files,
-           affected) -> dict:
+           affected, searched=()) -> dict:
     """Groups, current state, tables, summary, report and (Elasticsearch) the alias switch, shared by
-    both jobs. `affected`: ids of the documents whose stored pairs this run replaces (None: all)."""
+    both jobs. `affected`: ids of the documents whose stored pairs this run replaces (None: all);
+    `searched`: (unit id, its kNN neighbours) of every unit this run searched, stored for the draft check."""
     cfg = job.cfg
+    around, generation = None, None
+    if job.uses_index and searched:
+        generation = new_generation()
+        around = tuple(searched) | "StoreNeighbourhoods" >> WriteNeighbourhoods(
+            job.es.connection, job.es.physical_index, generation)
+        dead = [*dead, around.dead_letter]
+        counts.update(neighbourhoods_stored=around.written, dead_letter_neighbourhoods=around.dead_letter)
     if mode == "full":
         grouped = scored["documents"] | "GroupDuplicates" >> GroupDuplicates(job, all_docs)
         pairs, groups = grouped["pairs"], grouped["groups"]
@@ -172,7 +185,7 @@ def finish(p, job: Job, *, mode, read, clean, all_docs, prepared, signed, scored
         read=read["read"], read_dead=read["dead_letter_read"], processed=all_docs,
         dead=(read["dead_letter_read"], read["dead_letter_duplicate_id"], clean["dead_letter"]))
     summary = p | "WriteSummary" >> WriteSummary(cfg.output, counts, summary_settings(job, mode, input_files))
-    last = [*written, summary]
+    last = [*written, summary] + ([around.written] if around is not None else [])
     if cfg.report_top > 0:
         last.append(p | "RunReport" >> BuildRunReport(cfg.output, summary=summary, pairs=pairs, groups=groups,
                                                       docs=clean["documents"], scored=scored["scored"],
@@ -181,7 +194,8 @@ def finish(p, job: Job, *, mode, read, clean, all_docs, prepared, signed, scored
         # What a reader of the index (the draft check, service/) needs to treat new text as this run did.
         last.append({"templates": templates, "frames": scored["frames"]} | "WriteRunState" >> WriteRunState(job.es, {
             "run_id": cfg.effective_run_id, "mode": mode, "settings": cfg.settings(),
-            "unit_settings": job.unit_settings, "model": job.model}))
+            "unit_settings": job.unit_settings, "model": job.model,
+            "neighbourhoods": {"index": around_index(job.es.physical_index), "generation": generation} if generation else None}))
         p | "PointAlias" >> PointAlias(job.es, after=last)
     return {"documents": clean["documents"], "vectors": signed["vectors"], "pairs": pairs, "dead_letter": dead_letters}
 

@@ -110,7 +110,8 @@ class LookupBands(beam.PTransform):
 
 class StoredEnds(beam.PTransform):
     """(found Pair PCollections) -> {"stored": stored records of the old units (and their documents)
-    the pairs name, "neighbourhood": their kNN neighbourhood in the current index, or None}."""
+    the pairs name, "neighbourhood": their kNN neighbourhood in the current index, or None;
+    "neighbours": (id, [(neighbour, cosine)]) of the same searches (Elasticsearch only), or None}."""
 
     def __init__(self, job: Job, *, queries, ready, with_neighbourhood: bool):
         super().__init__()
@@ -124,11 +125,11 @@ class StoredEnds(beam.PTransform):
         old_ids = ({"need": ends, "fresh": fresh_ids} | "JoinEnds" >> beam.CoGroupByKey()
                    | "OnlyOld" >> beam.FlatMap(lambda kv: [kv[0]] if kv[1]["need"] and not kv[1]["fresh"] else []))
         stored = old_ids | "FetchStoredUnits" >> FetchStoredUnits(self.job.es)
-        neighbourhood = None
+        neighbourhood = neighbours = None
         if self.with_neighbourhood:
             # The margins of pairs with an indexed unit need its neighbourhood too, searched in the
             # current index as a full run over the whole catalogue would.
-            neighbourhood = (stored | "StoredForMatching" >> beam.Map(lambda r: {k: r[k] for k in MATCH_FIELDS})
-                             | "StoredNeighbourhood" >> SemanticMatch(self.job, ready=self.ready,
-                                                                      with_progress=False))["neighbourhood"]
-        return {"stored": stored, "neighbourhood": neighbourhood}
+            searched = (stored | "StoredForMatching" >> beam.Map(lambda r: {k: r[k] for k in MATCH_FIELDS})
+                        | "StoredNeighbourhood" >> SemanticMatch(self.job, ready=self.ready, with_progress=False))
+            neighbourhood, neighbours = searched["neighbourhood"], searched.get("neighbours")
+        return {"stored": stored, "neighbourhood": neighbourhood, "neighbours": neighbours}

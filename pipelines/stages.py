@@ -233,7 +233,8 @@ class IndexVectors(beam.PTransform):
 
 
 class SemanticMatch(beam.PTransform):
-    """Vector queries -> {"pairs": unit Pairs by cosine, "neighbourhood": (id, mean top-k cosine)}.
+    """Vector queries -> {"pairs": unit Pairs by cosine, "neighbourhood": (id, mean top-k cosine)} and,
+    searched in Elasticsearch, "neighbours": (id, [(neighbour id, cosine)]) (stored for the draft check).
 
     `ready`: the index's refresh singleton (Elasticsearch kNN); None: exact search in memory over
     the queries themselves (--vector_store memory)."""

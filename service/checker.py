@@ -12,7 +12,9 @@ handler), the kNN and band-key queries (`knn_query`, `band_query`), the decision
 the roll-up to a document pair (`roll_up`) are the functions the job itself runs, not copies. The
 draft is one more document of the corpus: its units are searched as an incremental run searches a
 new document's, and every stored unit a candidate names is scored as the job scores it (its vector
-and shingles from the index, its neighbourhood from a kNN search of its stored vector).
+and shingles from the index; its neighbourhood as the run's own search returned it, stored beside the
+index by that run (transforms/io/neighbourhood_store.py), or, where the run did not search it, from a
+kNN search of its stored vector).
 
 Template frames (a passage matched by units of >= frame_min_docs documents, transforms/text/templates.py):
 the indexed ones come from the run document, and the rule is applied to the draft's own passages. Not
@@ -35,6 +37,7 @@ from pipelines.stages import Job
 from transforms.incremental.state import band_query, es_id_of_unit, verified_band_pairs
 from transforms.io.elasticsearch import EsConnection
 from transforms.io.elasticsearch_store import EsConfig, alias_target, pairs_index
+from transforms.io.neighbourhood_store import read_neighbourhoods
 from transforms.io.run_state import read_run_state
 from transforms.matching.knn import knn_query, read_knn_result
 from transforms.matching.merge import score_pair
@@ -101,7 +104,7 @@ class DraftChecker:
         self._state_lock, self._encode_lock = threading.Lock(), threading.Lock()
         self._encoder = None   # (handler, model, the settings they were loaded for)
         self._local = threading.local()
-        # A stored unit's k nearest neighbours depend on the index only: kept per physical index.
+        # A stored unit's k nearest neighbours depend on the index only: kept per index generation.
         self._around: dict[str, tuple] = {}
         self._around_index, self.around_cache_size = None, 200_000
 
@@ -117,10 +120,12 @@ class DraftChecker:
             physical = alias_target(self.client, self.alias)
             if physical is None:
                 raise NotServing(f"alias {self.alias!r} points to no index: run the job with --es_index {self.alias} first")
-            if current is not None and current.physical == physical:
+            run = read_run_state(self.client, physical)
+            if (current is not None and current.physical == physical and run is not None
+                    and (run.get("run_id"), run.get("written_at")) == (current.run.get("run_id"), current.run.get("written_at"))):
                 self._state = dataclasses.replace(current, checked_at=now)
                 return self._state
-            run = read_run_state(self.client, physical)
+            # a new index, or an incremental run rewrote this one's run document (templates, frames, neighbourhoods)
             if run is None:
                 raise NotServing(f"{physical} has no run document (built by an older version of the job): run the job again")
             cfg = config_from_settings(run["settings"], **({"model": self.model_spec} if self.model_spec else {}),
@@ -298,6 +303,9 @@ class DraftChecker:
                     if cos >= job.min_cosine and cos >= kth[other]:
                         methods.add("knn")
         timings["neighbourhoods_ms"] = round((time.monotonic() - phase) * 1000, 1)
+        (timings["neighbourhoods_cached"], timings["neighbourhoods_stored"],
+         timings["neighbourhoods_searched"]) = getattr(self._local, "neighbourhoods", (0, 0, 0))
+        self._local.neighbourhoods = (0, 0, 0)
         phase = time.monotonic()
         # 3. both scores, the margin and the rule for each candidate (MergeSignals' decision).
         margin_t, combined = cfg.margins(), cfg.combined()
@@ -345,18 +353,40 @@ class DraftChecker:
     def _neighbourhoods(self, state: IndexState, rows: list[dict]):
         """[(stored unit, (neighbours, mean cosine))]: its kNN search as the job ran it, cached per index."""
         cfg = state.job.cfg
+        # kept while the index is unchanged: an incremental run writes into the same physical index
+        generation = (state.physical, state.run.get("run_id"), state.run.get("written_at"),
+                      (state.run.get("neighbourhoods") or {}).get("generation"))
         with self._state_lock:
-            if self._around_index != state.physical or len(self._around) > self.around_cache_size:
-                self._around, self._around_index = {}, state.physical
+            if self._around_index != generation or len(self._around) > self.around_cache_size:
+                self._around, self._around_index = {}, generation
             cache = self._around
             known = {r["unit_id"]: cache[r["unit_id"]] for r in rows if r["unit_id"] in cache}
         missing = [r for r in rows if r["unit_id"] not in known]
+        # What the job's own search returned, stored beside the index by the run the alias points to
+        # (transforms/io/neighbourhood_store.py); only the rest are searched again.
+        stored = self._stored_neighbourhoods(state, [r["unit_id"] for r in missing])
+        for unit_id, found in stored.items():
+            known[unit_id] = cache[unit_id] = found
+        missing = [r for r in missing if r["unit_id"] not in stored]
+        self._local.neighbourhoods = (len(known) - len(stored), len(stored), len(missing))
         responses = self._msearch(state.physical, [
             knn_query({"id": r["unit_id"], "doc_id": r["doc_id"], "unit_type": r["unit_type"], "vector": r["vector"]},
                       cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document) for r in missing])
         for r, result in zip(missing, responses):
             known[r["unit_id"]] = cache[r["unit_id"]] = read_knn_result(r["unit_id"], result)
         return [(r, known[r["unit_id"]]) for r in rows]
+
+    def _stored_neighbourhoods(self, state: IndexState, unit_ids: list[str]) -> dict:
+        """{unit id: (neighbours, mean)} stored by the served run (none: an index of an older version)."""
+        generation = (state.run.get("neighbourhoods") or {}).get("generation")
+        if not unit_ids or not generation:
+            return {}
+        from elasticsearch import NotFoundError
+
+        try:
+            return read_neighbourhoods(self.client, state.physical, unit_ids, generation)
+        except NotFoundError:
+            return {}
 
     def _indexed_docs(self, physical: str, doc_ids: list[str]) -> list[str]:
         """Those of `doc_ids` whose document unit is in the index."""

@@ -122,6 +122,10 @@ def test_a_new_copy_finds_its_original_and_unrelated_drafts_find_nothing(client,
     assert found["es-fotosintesis"]["relation"] == "duplicate" and found["es-fotosintesis"]["cosine"] > 0.9999
     assert found["es-fotosintesis"]["jaccard"] == 1.0 and "es-fotosintesis-repost" in found
     assert body["draft"]["id"].startswith("draft:") and body["timing_ms"]["search"] > 0
+    # after a full run every stored unit's neighbourhood is the run's own search, stored beside the index
+    # (or, checked before by the same service, cached)
+    used = body["searched"]
+    assert used["neighbourhoods_stored"] + used["neighbourhoods_cached"] > 0 and used["neighbourhoods_searched"] == 0
     for text in UNRELATED:
         response = client.post("/v1/check", headers=HEADERS, json={"text": text})
         assert response.status_code == 200 and response.json()["matches"] == [], response.json()["matches"]

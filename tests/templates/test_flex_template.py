@@ -76,7 +76,8 @@ STABLE_STEPS = [  # top-level step names of the Dataflow graph: renaming one bre
     "AllDeadLetters", "AnnotateUnits", "CleanAndDetect", "CurrentGroupsByChange", "CurrentState", "EmbeddedBy",
     "GroupDuplicates", "IndexVectors", "LexicalMatch",
     "PassagePairs", "PointAlias", "PrepareUnits", "ReadDocuments", "ReconcileSources", "RunReport",
-    "ScoreAndRollUp", "SemanticMatch", "SignAndEmbed", "TemplateUnits", "UnitsByType", "WritePairTables",
+    "ScoreAndRollUp", "SemanticMatch", "SignAndEmbed", "StoreNeighbourhoods", "TemplateUnits", "UnitsByType",
+    "WritePairTables",
     "WriteRunState", "WriteSummary", "WriteTemplates", "WriteUnits",
 ]
 

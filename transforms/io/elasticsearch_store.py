@@ -184,6 +184,7 @@ def resolve_target(config: EsConfig, mode: str) -> tuple[EsConfig, str]:
         client.indices.delete(index=target.physical_index, ignore_unavailable=True)
         client.indices.delete(index=pairs_index(target.physical_index), ignore_unavailable=True)
         client.indices.delete(index=target.physical_index + "-run", ignore_unavailable=True)  # io/run_state.py
+        client.indices.delete(index=target.physical_index + "-around", ignore_unavailable=True)  # io/neighbourhood_store.py
         return target, "full"
     finally:
         client.close()

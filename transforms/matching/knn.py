@@ -6,7 +6,9 @@ Input: Embedding dicts {"id", "vector", optional "doc_id"}, searched in `config.
 with doc_a < doc_b, one per pair (a pair found from both ends is emitted once, with the higher
 cosine). Queries are sent in batches through `msearch`. With `with_neighbourhood=True` the result is
 {"pairs": ..., "neighbourhood": (id, mean cosine of its k nearest neighbours, floor or not)}: how
-similar a unit is to everything near it, the denominator of the pair `margin` (merge.py).
+similar a unit is to everything near it, the denominator of the pair `margin` (merge.py); and
+"neighbours": (id, [(neighbour id, cosine)] as the search returned them), which the job stores beside
+the index for the draft check (transforms/io/neighbourhood_store.py).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from transforms.io.elasticsearch_store import EsConfig
 from transforms.records import as_list, ordered_pair
 
 NEIGHBOURHOOD_TAG = "neighbourhood"
+NEIGHBOURS_TAG = "neighbours"
 
 
 def score_to_cosine(score: float) -> float:
@@ -31,8 +34,9 @@ class _KnnSearchFn(BatchingDoFn):
     """Embedding dict -> ((doc_a, doc_b), cosine) for every neighbour at or above min_cosine."""
 
     def __init__(self, config: EsConfig, k: int, num_candidates: int, min_cosine: float, batch_size: int,
-                 exclude_same_document: bool):
+                 exclude_same_document: bool, with_neighbours: bool = False):
         super().__init__(config, batch_size)
+        self.with_neighbours = with_neighbours
         self.config = config
         self.exclude_same_document = exclude_same_document
         self.k = k
@@ -60,6 +64,8 @@ class _KnnSearchFn(BatchingDoFn):
                 yield ordered_pair(rec["id"], other), cosine
             if around is not None:
                 yield beam.pvalue.TaggedOutput(NEIGHBOURHOOD_TAG, (rec["id"], around))
+            if self.with_neighbours:
+                yield beam.pvalue.TaggedOutput(NEIGHBOURS_TAG, (rec["id"], neighbours))
 
 
 def knn_query(rec: dict, k: int, num_candidates: int, exclude_same_document: bool = True) -> dict:
@@ -111,12 +117,13 @@ class KnnDuplicates(beam.PTransform):
         found = (vectors
                  | "Search" >> beam.ParDo(
                      _KnnSearchFn(self.config, self.k, self.num_candidates, self.min_cosine, self.batch_size,
-                                  self.exclude_same_document),
-                     ready=beam.pvalue.AsSingleton(self.ready)).with_outputs(NEIGHBOURHOOD_TAG, main="pairs"))
+                                  self.exclude_same_document, with_neighbours=self.with_neighbourhood),
+                     ready=beam.pvalue.AsSingleton(self.ready)).with_outputs(NEIGHBOURHOOD_TAG, NEIGHBOURS_TAG,
+                                                                             main="pairs"))
         pairs = (found["pairs"]
                  | "BestPerPair" >> beam.CombinePerKey(max)
                  | "ToPair" >> beam.Map(lambda kv: {"doc_a": kv[0][0], "doc_b": kv[0][1],
                                                     "cosine": round(kv[1], 6), "method": "knn"}))
         if self.with_neighbourhood:
-            return {"pairs": pairs, "neighbourhood": found[NEIGHBOURHOOD_TAG]}
+            return {"pairs": pairs, "neighbourhood": found[NEIGHBOURHOOD_TAG], "neighbours": found[NEIGHBOURS_TAG]}
         return pairs
