@@ -24,6 +24,8 @@ SITES = {  # package -> folder of its HTML pages inside the package
     "libreoffice-help-es": "usr/share/libreoffice/help/es",
     "gimp-help-es": "usr/share/gimp/2.0/help/es",
     "debian-reference-es": "usr/share/debian-reference",
+    "libreoffice-help-pt": "usr/share/libreoffice/help/pt",  # other languages of one site: load, not quality
+    "libreoffice-help-fr": "usr/share/libreoffice/help/fr",
 }
 _BLOCK = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr",
           "td", "th", "pre", "blockquote", "section", "article", "header", "footer", "nav", "aside", "main",
