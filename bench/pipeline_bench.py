@@ -18,6 +18,9 @@ worker per core) in this process and records:
   size, threads), vectorised MinHash on those units, `helpers.bulk` of their vectors into a fresh
   index (refreshed and force-merged as the job's RefreshIndex does), raw `msearch` kNN over them (same k, candidates, floor and filters) — with the ratio
   baseline-time / Beam-stage-time per worker (1.0: the stage costs what the library costs).
+- quality beside speed: the reported pairs scored as `pipelines.evaluate site` scores them
+  (transforms.evaluation.site_corpus.score_site_run; the injected copies are the gold): document and
+  passage precision, recall of the injected copies, largest group against the largest planted one.
 Targets (issue 10): end-to-end docs/s >= 0.7 x the bare embedding docs/s; peak RSS < 4 GB at 20k.
 Growth: the exponent of each stage's time between consecutive sizes, against n log n's.
 """
@@ -86,8 +89,22 @@ def corpus(pages: list[str], n: int, seed: int = 7) -> list[dict]:
     originals = list(docs)
     for i in range(n - n_unique):
         src = rng.choice(originals)
-        docs.append({"id": f"near-dup-{i:05d}", "text": near_duplicate(src["text"], rng)})
+        docs.append({"id": f"near-dup-{i:05d}", "text": near_duplicate(src["text"], rng), "source_id": src["id"]})
     return docs
+
+
+def quality(out: str, docs: list[dict]) -> dict:
+    """The run's duplicates scored as `python -m pipelines.evaluate site` scores them (score_site_run):
+    every injected near-duplicate is a light-edit gold pair with its source; a pair of original pages
+    counts as false unless the pages are near-duplicates themselves or share a non-template passage."""
+    from transforms.evaluation.site_corpus import score_site_run
+    from transforms.reporting.report import read_table
+
+    gold = [(d["source_id"], d["id"], "sentence_drop", 1) for d in docs if d.get("source_id")]
+    score = score_site_run(read_table(out, "duplicates"), docs, gold, read_table(out, "groups"))
+    return {k: score[k] for k in ("document_pairs", "document_precision", "passage_pairs", "passage_precision",
+                                  "largest_group", "largest_planted_group")} | {
+        "recall_injected": score["recall"].get("light", {}).get("recall")}
 
 
 def pss_and_parents() -> tuple[dict[int, int], dict[int, int]]:
@@ -357,7 +374,7 @@ def run_size(n: int, pages, args, tmp: str) -> dict:
     inp = os.path.join(tmp, f"corpus-{n}.jsonl")
     with open(inp, "w", encoding="utf-8") as f:
         for d in docs:
-            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+            f.write(json.dumps({k: v for k, v in d.items() if k != "source_id"}, ensure_ascii=False) + "\n")
     out = os.path.join(tmp, f"out-{n}")
     index = f"bench-pipeline-{uuid.uuid4().hex[:6]}"
     argv = ["--input", inp, "--output", out, "--es_url", args.es_url, "--es_index", index, "--report_top", "0",
@@ -409,6 +426,7 @@ def run_size(n: int, pages, args, tmp: str) -> dict:
             "peak_by_process_mb": [{"process": role, "pid": pid, "mb": round(b / 2**20)}
                                    for role, pid, b in sampler.at_peak],
             "duplicate_pairs": summary["counts"]["duplicate_pairs"],
+            "quality": quality(out, docs),
             "pairs": {k: summary["counts"].get(k) for k in ("knn_pairs", "minhash_pairs", "unit_matches", "duplicate_pairs")},
             "stages": table}
 
@@ -421,6 +439,10 @@ def print_table(res: dict):
     print(f"\n{res['docs']} docs ({res['units_embedded']} units embedded): wall {res['wall_s']} s, "
           f"{res['e2e_docs_per_s']} docs/s end to end = {res['e2e_over_bare_embed']} x bare embedding "
           f"({res['bare_embed_docs_per_s']} docs/s); peak RSS {res['peak_rss_mb']} MB")
+    q = res["quality"]
+    print(f"  quality (default settings): {q['document_pairs']} document pairs, precision {q['document_precision']}; "
+          f"{q['passage_pairs']} passage pairs, precision {q['passage_precision']}; injected copies found "
+          f"{q['recall_injected']}; largest group {q['largest_group']} (planted {q['largest_planted_group']})")
     print("  at the peak: " + ", ".join(f"{p['process']} {p['mb']} MB" for p in res["peak_by_process_mb"][:6]))
     print(f"  Elasticsearch used {res.get('elasticsearch_cpu_s')} CPU-s during the job (same cores); "
           f"bare bulk+merge / kNN: {res.get('bare_elasticsearch_cpu_s')}")
