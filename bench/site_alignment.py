@@ -28,7 +28,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from site_rule_grid import judged_rows  # noqa: E402
+from site_rule_grid import judged_rows, simulate  # noqa: E402
 
 from transforms.evaluation.site_corpus import CATEGORY  # noqa: E402
 from transforms.reporting.report import read_table  # noqa: E402
@@ -52,35 +52,6 @@ def alignment(a: list[str], b: list[str], max_gap: int = 3) -> tuple[float, floa
     return Indel.normalized_similarity(a, b), min(ca / len(a), cb / len(b))
 
 
-def simulate(rows, gold, extra) -> dict:
-    from transforms.matching.rules import Rule
-
-    decide, kept = Rule(DEFAULT_RULE), {}
-    for r in rows:
-        if r["has_doc"] and (decide(cosine=r["cosine"], jaccard=r["jaccard"], margin=r["margin"]) or extra(r)):
-            relation = "duplicate"
-        elif r["has_parts"]:
-            relation = "duplicate" if r["pcov"] >= 0.8 else "passage"
-        else:
-            continue
-        kept[tuple(sorted((r["doc_a"], r["doc_b"])))] = (relation, r)
-    v = collections.Counter()
-    for relation, r in kept.values():
-        if relation == "duplicate":
-            v["dT" if r["same"] or r["near"] else "dF"] += 1
-        else:
-            v["pT" if r["gold"] == "transplant" or r["same"] or r["shares"] else "pF"] += 1
-    recall = collections.defaultdict(lambda: [0, 0])
-    for a, b, kind, _ in gold:
-        category, x = CATEGORY[kind], kept.get(tuple(sorted((a, b))))
-        recall[category][1] += 1
-        recall[category][0] += bool(x and (category == "passage" or x[0] == "duplicate"))
-    ratio = (lambda t, f: round(t / (t + f), 4) if t + f else None)
-    return {"document_pairs": v["dT"] + v["dF"], "document_precision": ratio(v["dT"], v["dF"]),
-            "passage_pairs": v["pT"] + v["pF"], "passage_precision": ratio(v["pT"], v["pF"]),
-            "recall": {k: f"{a}/{b}" for k, (a, b) in sorted(recall.items())}}
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", help="--out directory of a permissive `pipelines.evaluate site` run")
@@ -102,9 +73,9 @@ def main(argv=None) -> int:
             spread[label(r)].append((round(r["aligned"], 3), round(r["small_edits"], 3)))
     distributions = {k: {"pairs": len(v), "aligned_top": sorted(v, reverse=True)[:10] if k == "false" else sorted(v)[:10]}
                      for k, v in sorted(spread.items())}
-    results = [dict(simulate(rows, gold, lambda r: False), clause="(defaults)")]
+    results = [dict(simulate(rows, gold, DEFAULT_RULE), clause="(defaults)")]
     for a, g, c in itertools.product((0.55, 0.6, 0.65, 0.7), (0.75, 0.8, 0.85, 0.9), (0.7, 0.75, 0.8, 0.85)):
-        s = simulate(rows, gold, lambda r: r["aligned"] >= a and r["small_edits"] >= g and (r["cosine"] or 0) >= c)
+        s = simulate(rows, gold, DEFAULT_RULE, extra=lambda r: r["aligned"] >= a and r["small_edits"] >= g and (r["cosine"] or 0) >= c)
         results.append(dict(s, clause=f"aligned >= {a} and small_edits >= {g} and cosine >= {c}"))
     front, best = [results[0]], -1
     print(json.dumps(results[0], ensure_ascii=False))

@@ -76,10 +76,11 @@ def judged_rows(base: str) -> tuple[list, list]:
     return gold, rows
 
 
-def simulate(rows, gold, rule: str, duplicate_coverage: float = 0.8) -> dict:
+def simulate(rows, gold, rule: str, duplicate_coverage: float = 0.8, extra=None) -> dict:
+    """`extra`: a predicate over a row that also decides a document duplicate (bench/site_alignment.py)."""
     decide, kept = Rule(rule), {}
     for r in rows:
-        if r["has_doc"] and decide(cosine=r["cosine"], jaccard=r["jaccard"], margin=r["margin"]):
+        if r["has_doc"] and (decide(cosine=r["cosine"], jaccard=r["jaccard"], margin=r["margin"]) or extra and extra(r)):
             relation = "duplicate"
         elif r["has_parts"]:
             relation = "duplicate" if r["pcov"] >= duplicate_coverage else "passage"
@@ -97,7 +98,7 @@ def simulate(rows, gold, rule: str, duplicate_coverage: float = 0.8) -> dict:
         category, x = CATEGORY[kind], kept.get(tuple(sorted((a, b))))
         recall[category][1] += 1
         recall[category][0] += bool(x and (category == "passage" or x[0] == "duplicate"))
-    ratio = (lambda t, f: round(t / (t + f), 3) if t + f else None)
+    ratio = (lambda t, f: round(t / (t + f), 4) if t + f else None)
     return {"rule": rule, "document_pairs": v["dT"] + v["dF"], "document_precision": ratio(v["dT"], v["dF"]),
             "passage_pairs": v["pT"] + v["pF"], "passage_precision": ratio(v["pT"], v["pF"]),
             "recall": {k: f"{a}/{b}" for k, (a, b) in sorted(recall.items())}}
