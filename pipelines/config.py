@@ -120,6 +120,9 @@ class JobConfig:
     unit_cosine_margin: float
     combined_jaccard: float
     combined_cosine: float
+    aligned_threshold: float
+    aligned_small_edits: float
+    aligned_cosine: float
     knn_k: int
     knn_num_candidates: int
     knn_exclude_same_document: bool
@@ -200,12 +203,28 @@ class JobConfig:
             return {"document": (self.combined_jaccard, self.combined_cosine)}
         return {}
 
+    def aligned(self) -> dict:
+        """{unit_type: (aligned, small_edits, cosine)} of the alignment clause (documents only; {}
+        when off). A --rule replaces it, as it replaces every clause, but keeps its search floor."""
+        if not (self.aligned_threshold > 0 and self.aligned_cosine > 0) or "document" not in self.match_units:
+            return {}
+        return {"document": (self.aligned_threshold, self.aligned_small_edits, self.aligned_cosine)}
+
+    @property
+    def uses_alignment(self) -> bool:
+        """Whether document pairs need their word-sequence alignment (the clause, or a rule naming it)."""
+        if self.rule:
+            return "document" in self.match_units and bool(self.rules()["document"].names & {"aligned", "small_edits"})
+        return bool(self.aligned())
+
     def search_floors(self) -> tuple[dict, dict]:
         """({unit_type: lowest cosine}, {unit_type: lowest Jaccard}) a decision can accept: the floors
         the kNN and LSH searches keep candidates above (a custom --rule is decided over these)."""
         cos, jac = self.thresholds()
         for kind, (c_jac, c_cos) in self.combined().items():
             cos[kind], jac[kind] = min(cos[kind], c_cos), min(jac[kind], c_jac)
+        for kind, (_, _, a_cos) in self.aligned().items():
+            cos[kind] = min(cos[kind], a_cos)
         return cos, jac
 
     def rules(self) -> dict:

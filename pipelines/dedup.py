@@ -72,7 +72,8 @@ def build_full(p: beam.Pipeline, job: Job, input_files: dict | None = None) -> d
     if "minhash" in cfg.signals:
         found.append(lexical["pairs"])
     scored = tuple(found) | "ScoreAndRollUp" >> ScoreAndRollUp(
-        job, vectors=signed["matchable"], signatures=signed["signatures"], neighbourhood=neighbourhood)
+        job, vectors=signed["matchable"], signatures=signed["signatures"], neighbourhood=neighbourhood,
+        tokens=signed["tokens"])
     counts.update(minhash_pairs=lexical["pairs"], lsh_oversized_buckets=lexical["oversized"])
     return finish(p, job, mode="full", read=read, clean=clean, all_docs=docs, prepared=prepared, signed=signed,
                   scored=scored, dead=dead, counts=counts, input_files=input_files, affected=None, searched=searched)
@@ -112,13 +113,16 @@ def build_incremental(p: beam.Pipeline, job: Job, input_files: dict | None = Non
     ends = tuple(found) | "StoredEnds" >> inc.StoredEnds(job, queries=queries, ready=index["ready"],
                                                            with_neighbourhood=knn is not None)
     vectors = (signed["matchable"], requery, ends["stored"]) | "VectorsAll" >> beam.Flatten()
-    signatures = ((signed["signatures"], (requery, ends["stored"]) | "StoredUnits" >> beam.Flatten()
-                   | "StoredSignatures" >> beam.Filter(lambda r: r["ids"].size > 0)) | "SignaturesAll" >> beam.Flatten())
+    stored_units = (requery, ends["stored"]) | "StoredUnits" >> beam.Flatten()
+    signatures = ((signed["signatures"], stored_units | "StoredSignatures" >> beam.Filter(lambda r: r["ids"].size > 0))
+                  | "SignaturesAll" >> beam.Flatten())
+    tokens = ((signed["tokens"], stored_units | "StoredTokens" >> beam.FlatMap(
+        lambda r: [(r["id"], r["tokens"])] if r.get("tokens") is not None else [])) | "TokensAll" >> beam.Flatten())
     neighbourhood = None if knn is None else (
         (knn["neighbourhood"], ends["neighbourhood"]) | "NeighbourhoodAll" >> beam.Flatten())
     searched = [] if knn is None else [pc for pc in (knn.get("neighbours"), ends["neighbours"]) if pc is not None]
     scored = tuple(found) | "ScoreAndRollUp" >> ScoreAndRollUp(job, vectors=vectors, signatures=signatures,
-                                                               neighbourhood=neighbourhood)
+                                                               neighbourhood=neighbourhood, tokens=tokens)
     counts.update(units_unchanged=state["unchanged"], units_fresh=state["fresh"], units_requeried=requery,
                   indexed=index["indexed"], dead_letter_es=index["dead_letter"],
                   stored_units_fetched=ends["stored"], minhash_pairs=lexical,
@@ -216,6 +220,9 @@ def summary_settings(job: Job, mode: str, input_files: dict | None) -> dict:
             "templates": {"min_docs": cfg.template_min_docs, "min_share": cfg.template_min_share},
             "duplicate_coverage": cfg.duplicate_coverage, "cosine_margin": cfg.cosine_margin, "unit_cosine_margin": cfg.unit_cosine_margin,
             "combined": {"jaccard": cfg.combined_jaccard, "cosine": cfg.combined_cosine},
+            "aligned": {"aligned": cfg.aligned_threshold, "small_edits": cfg.aligned_small_edits,
+                        "cosine": cfg.aligned_cosine} if cfg.aligned() else None,
+            "knn_floors": job.min_cosine,
             "min_passage_chars": cfg.min_passage_chars, "frame_min_docs": cfg.frame_min_docs,
             "unit_cosine_threshold": cfg.unit_cosine_threshold, "unit_jaccard_threshold": cfg.unit_jaccard_threshold,
             "lsh": {kind: run.describe() for kind, run in lsh_runs(job).items()},

@@ -174,6 +174,16 @@ class DedupOptions(PipelineOptions):
                             "both signals agreeing at lower thresholds than either alone (0: no such clause)")
         g.add_argument("--combined_cosine", type=float, default=0.85,
                        help="Cosine of the combined clause (see --combined_jaccard; no margin needed)")
+        g.add_argument("--aligned_threshold", type=float, default=0.6,
+                       help="Document pairs whose word sequences align at least this much (2*LCS / total words) "
+                            "AND with --aligned_small_edits AND cosine >= --aligned_cosine are duplicates: "
+                            "heavily edited copies keep their word order (0: no such clause)")
+        g.add_argument("--aligned_small_edits", type=float, default=0.85,
+                       help="Share of either document's words aligned or in an unaligned run of <= 3 words the "
+                            "alignment clause needs (scattered word edits, not a different passage)")
+        g.add_argument("--aligned_cosine", type=float, default=0.7,
+                       help="Cosine the alignment clause needs (also the document kNN search floor when lower "
+                            "than the other clauses')")
         g.add_argument("--rule", default="",
                        help="Decision rule for document pairs, e.g. 'jaccard >= 0.8 or (cosine >= 0.92 and "
                             "jaccard >= 0.2)' (default: jaccard >= --jaccard_threshold or cosine >= --cosine_threshold with margin, or "
@@ -239,6 +249,9 @@ class DedupOptions(PipelineOptions):
             raise ConfigError(f"--min_passage_chars must be >= 0, got {self.min_passage_chars}")
         if not (0.0 <= self.combined_jaccard < 1.0 and 0.0 <= self.combined_cosine <= 1.0):
             raise ConfigError("--combined_jaccard must be in [0, 1) and --combined_cosine in [0, 1]")
+        if not all(0.0 <= x <= 1.0 for x in (self.aligned_threshold, self.aligned_small_edits, self.aligned_cosine)):
+            raise ConfigError("--aligned_threshold, --aligned_small_edits and --aligned_cosine must be in [0, 1], got "
+                              f"{self.aligned_threshold}, {self.aligned_small_edits}, {self.aligned_cosine}")
         if self.cosine_margin < 0 or self.unit_cosine_margin < 0:
             raise ConfigError(f"--cosine_margin and --unit_cosine_margin must be >= 0, got {self.cosine_margin}, "
                               f"{self.unit_cosine_margin}")

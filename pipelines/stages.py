@@ -28,6 +28,7 @@ from transforms.io.sinks import (DUPLICATES_SCHEMA, GROUPS_CURRENT_SCHEMA, GROUP
                                  WriteDeadLetters, WriteTable)
 from transforms.io.bq_sink import WriteRunTable
 from transforms.matching.groups import DuplicateGroups
+from transforms.matching.alignment import sequence_to_text
 from transforms.matching.knn import KnnDuplicates
 from transforms.matching.merge import MergeSignals
 from transforms.matching.rollup import RollUpMatches
@@ -66,13 +67,16 @@ class EmbedKey(NamedTuple):
     shingles: str                # shingle ids, as stored in the index
     model: str
     model_hash: str
+    tokens: Optional[str] = None  # a document's word sequence, as stored in the index (alignment.py)
 
     @classmethod
     def of(cls, unit: dict, settings: str, model: str, model_hash: str) -> "EmbedKey":
+        tokens = unit.get("tokens")
         return cls(unit["unit_id"], unit["doc_id"], unit["unit_type"], unit.get("unit_index"), unit["start"],
                    unit["end"], unit["doc_chars"], unit.get("content_hash"), unit.get("title"), unit.get("url"),
                    unit.get("lang"), unit.get("raw_hash"), unit["unit_id"], settings, unit["bands"],
-                   shingles_to_text(unit["ids"]), model, model_hash)
+                   shingles_to_text(unit["ids"]), model, model_hash,
+                   sequence_to_text(tokens) if tokens is not None else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,9 +104,10 @@ class Job:
         return self.cfg.vector_store == "elasticsearch"
 
     @property
-    def min_cosine(self) -> float:
+    def min_cosine(self) -> dict:
+        """{unit_type: the cosine floor kNN candidates of that type are kept above}, matched types only."""
         cos_t, _ = self.cfg.search_floors()
-        return min(cos_t[t] for t in self.cfg.match_units)
+        return {t: cos_t[t] for t in self.cfg.match_units}
 
     def progress(self, name: str, noun: str, total=None) -> Progress:
         return Progress(name, noun, total=total, workers=self.workers, interval_s=self.cfg.progress_interval,
@@ -175,7 +180,7 @@ class PrepareUnits(beam.PTransform):
 class SignAndEmbed(beam.PTransform):
     """Unit -> {"signed": Signed units, "vectors": Vector records with the unit's whole index state,
     "matchable": Vectors cut to MATCH_FIELDS, "signatures": {"id", "sig", "ids"} of units with shingles,
-    "texts_embedded": one Embedding per distinct text encoded}."""
+    "tokens": (document unit id, word sequence), "texts_embedded": one Embedding per distinct text encoded}."""
 
     def __init__(self, job: Job):
         super().__init__()
@@ -211,8 +216,10 @@ class SignAndEmbed(beam.PTransform):
         matchable = vectors | "ForMatching" >> beam.Map(lambda r: {k: r[k] for k in MATCH_FIELDS})
         signatures = (signed | "SignedWithShingles" >> beam.Filter(lambda u: u["ids"].size > 0)
                       | "AsSignatures" >> beam.Map(lambda u: {"id": u["unit_id"], "sig": u["sig"], "ids": u["ids"]}))
+        tokens = signed | "DocumentTokens" >> beam.FlatMap(
+            lambda u: [(u["unit_id"], u["tokens"])] if u.get("tokens") is not None else [])
         return {"signed": signed, "vectors": vectors, "matchable": matchable, "signatures": signatures,
-                "texts_embedded": embedded["embedded"]}
+                "tokens": tokens, "texts_embedded": embedded["embedded"]}
 
 
 class IndexVectors(beam.PTransform):
@@ -292,11 +299,13 @@ class ScoreAndRollUp(beam.PTransform):
     candidate, "documents": document Pairs with evidence and relation, "units": unit matches,
     "frames": unit ids of template frame passages (their matches dropped)}.
 
-    `vectors`, `signatures`: of every unit a pair may name; `neighbourhood`: for the margins (or None)."""
+    `vectors`, `signatures`: of every unit a pair may name; `neighbourhood`: for the margins (or None);
+    `tokens`: (document unit id, word sequence) of every document a pair may name, for the alignment."""
 
-    def __init__(self, job: Job, *, vectors, signatures, neighbourhood=None):
+    def __init__(self, job: Job, *, vectors, signatures, neighbourhood=None, tokens=None):
         super().__init__()
         self.job, self.vectors, self.signatures, self.neighbourhood = job, vectors, signatures, neighbourhood
+        self.tokens = tokens
 
     def expand(self, found):
         cfg = self.job.cfg
@@ -304,7 +313,8 @@ class ScoreAndRollUp(beam.PTransform):
         merged = found | "MergeSignals" >> MergeSignals(
             vectors=self.vectors, signatures=self.signatures, cosine_threshold=cos_t, jaccard_threshold=jac_t,
             rules=cfg.rules(), neighbourhood=self.neighbourhood,
-            margin_threshold=cfg.margins(), combined=cfg.combined())
+            margin_threshold=cfg.margins(), combined=cfg.combined(),
+            tokens=self.tokens if cfg.uses_alignment else None, aligned=cfg.aligned())
         # A passage matching units of as many documents as a template paragraph is a template frame.
         framed = merged["pairs"] | "DropFramePassages" >> DropFramePassages(cfg.frame_min_docs, with_frames=True)
         unit_pairs = framed["rows"]

@@ -39,8 +39,9 @@ from transforms.io.elasticsearch import EsConnection
 from transforms.io.elasticsearch_store import EsConfig, alias_target, pairs_index
 from transforms.io.neighbourhood_store import read_neighbourhoods
 from transforms.io.run_state import read_run_state
-from transforms.matching.knn import knn_query, read_knn_result
+from transforms.matching.knn import floor_of, knn_query, read_knn_result
 from transforms.matching.merge import score_pair
+from transforms.matching.alignment import align, sequence_from_text
 from transforms.matching.rollup import roll_up
 from transforms.signals.embed import SentenceTransformerHandler
 from transforms.signals.lsh import shingles_from_text, sign_unit
@@ -51,7 +52,8 @@ from transforms.text.units import content_hash, is_matchable, split_units
 
 _LOG = logging.getLogger(__name__)
 
-STORED_FIELDS = ["unit_id", "doc_id", "unit_type", "start", "end", "doc_chars", "vector", "shingles", "title", "url"]
+STORED_FIELDS = ["unit_id", "doc_id", "unit_type", "start", "end", "doc_chars", "vector", "shingles", "tokens", "title",
+                 "url"]
 
 
 class NotServing(RuntimeError):
@@ -271,7 +273,7 @@ class DraftChecker:
             if mean is not None:
                 around[q["id"]] = mean
             for other, cos in neighbours:
-                if cos >= job.min_cosine:
+                if cos >= floor_of(job.min_cosine, q["unit_type"]):
                     candidates.setdefault((q["id"], other), set()).add("knn")
         for u, result in zip(with_bands, band_responses):
             pairs, _, _ = verified_band_pairs(u, result, jac_floor[u["unit_type"]])
@@ -291,7 +293,7 @@ class DraftChecker:
                     around[r["unit_id"]] = mean
                 kth[r["unit_id"]] = min(c for _, c in neighbours) if len(neighbours) >= cfg.knn_k else -1.0
                 for other, cos in neighbours:  # the draft's own indexed version found from this side
-                    if cos >= job.min_cosine and (other, r["unit_id"]) in candidates:
+                    if cos >= floor_of(job.min_cosine, r["unit_type"]) and (other, r["unit_id"]) in candidates:
                         candidates[(other, r["unit_id"])].add("knn")
             # The job searches from both ends: for a draft not in the index, a pair is found by kNN
             # too when the draft unit would be among the stored unit's k nearest (an indexed draft was
@@ -300,7 +302,7 @@ class DraftChecker:
             for (uid, other), methods in candidates.items():
                 if "knn" not in methods and other in kth and not draft_indexed:
                     cos = float(np.dot(by_id[uid][1], stored[other]["vector"]))
-                    if cos >= job.min_cosine and cos >= kth[other]:
+                    if cos >= floor_of(job.min_cosine, stored[other]["unit_type"]) and cos >= kth[other]:
                         methods.add("knn")
         timings["neighbourhoods_ms"] = round((time.monotonic() - phase) * 1000, 1)
         (timings["neighbourhoods_cached"], timings["neighbourhoods_stored"],
@@ -308,8 +310,8 @@ class DraftChecker:
         self._local.neighbourhoods = (0, 0, 0)
         phase = time.monotonic()
         # 3. both scores, the margin and the rule for each candidate (MergeSignals' decision).
-        margin_t, combined = cfg.margins(), cfg.combined()
-        rules = cfg.rules()
+        margin_t, combined, aligned = cfg.margins(), cfg.combined(), cfg.aligned()
+        rules, with_alignment = cfg.rules(), cfg.uses_alignment
         kept = []
         for (uid, other), methods in sorted(candidates.items()):
             if other not in stored:
@@ -321,11 +323,17 @@ class DraftChecker:
                 continue
             jac = exact_jaccard(unit["ids"], s["ids"]) if unit["ids"].size and s["ids"].size else None
             mean = (around[uid] + around[other]) / 2.0 if uid in around and other in around else None
+            alignment = None
+            if with_alignment and kind == "document" and unit.get("tokens") is not None and s.get("tokens") is not None:
+                alignment = align(unit["tokens"], sequence_from_text(s["tokens"]))
             cos, jac, margin, rule = score_pair(kind, float(np.dot(vec, s["vector"])), jac, mean,
                                                 cosine_threshold=cos_t, jaccard_threshold=jac_t,
-                                                rules=rules, margin_threshold=margin_t, combined=combined)
+                                                rules=rules, margin_threshold=margin_t, combined=combined,
+                                                alignment=alignment, aligned=aligned)
             if rule:
                 kept.append({"unit": unit, "stored": s, "cosine": cos, "jaccard": jac, "margin": margin,
+                             "aligned": alignment[0] if alignment else None,
+                             "small_edits": alignment[1] if alignment else None,
                              "method": "+".join(sorted(methods)), "rule": rule})
         # 4. template frames (the job's DropFramePassages): a draft passage matching units of as many
         #    documents as the frame rule needs is a frame, and so is one the run found to be a frame when
@@ -436,6 +444,7 @@ class DraftChecker:
                 rows.append({"unit_a": a["unit_id"], "unit_b": b["unit_id"], "unit_type": u["unit_type"],
                              "a_start": a["start"], "a_end": a["end"], "b_start": b["start"], "b_end": b["end"],
                              "cosine": m["cosine"], "jaccard": m["jaccard"], "margin": m["margin"],
+                             "aligned": m["aligned"], "small_edits": m["small_edits"],
                              "method": m["method"], "rule": m["rule"]})
             row = roll_up(doc_a, doc_b, rows, chars, cfg.duplicate_coverage)
             stored_doc = docs.get(other)
@@ -448,8 +457,8 @@ class DraftChecker:
             out.append({
                 "doc_id": other, "title": (stored_doc or {}).get("title"), "url": (stored_doc or {}).get("url"),
                 "relation": row["relation"], "granularity": row["granularity"], "cosine": cos, "jaccard": jac,
-                "margin": row["margin"], "method": row["method"], "rule": row["rule"],
-                "matched_units": row["matched_units"], "coverage_draft": row[f"coverage_{side_d}"],
+                "margin": row["margin"], "aligned": row["aligned"], "small_edits": row["small_edits"],
+                "method": row["method"], "rule": row["rule"], "matched_units": row["matched_units"], "coverage_draft": row[f"coverage_{side_d}"],
                 "coverage_document": row[f"coverage_{side_o}"],
                 "passages": [{"unit_type": r["unit_type"], "draft_unit": r[f"unit_{side_d}"], "document_unit": r[f"unit_{side_o}"],
                               "draft_start": r[f"{side_d}_start"], "draft_end": r[f"{side_d}_end"],

@@ -87,8 +87,16 @@ def test_summary_settings_hold_every_field_and_no_url_credentials():
 
 def test_search_floors_are_the_lowest_scores_a_decision_accepts():
     cos, jac = _config().search_floors()
-    # documents: the combined clause (jaccard 0.45 with cosine 0.85) is the lowest; units: their thresholds
-    assert (cos["document"], jac["document"]) == (0.85, 0.45) and (cos["paragraph"], jac["paragraph"]) == (0.9, 0.5)
+    # documents: the alignment clause's cosine (0.7) and the combined clause's Jaccard (0.45) are the
+    # lowest; units: their thresholds
+    assert (cos["document"], jac["document"]) == (0.7, 0.45) and (cos["paragraph"], jac["paragraph"]) == (0.9, 0.5)
+    no_alignment = _config("--aligned_threshold", "0")
+    assert no_alignment.aligned() == {} and no_alignment.search_floors()[0]["document"] == 0.85
+    assert _config().aligned() == {"document": (0.6, 0.85, 0.7)} and _config().uses_alignment
+    assert not _config("--rule", "jaccard >= 0.5").uses_alignment
+    assert _config("--rule", "aligned >= 0.5 and cosine >= 0.8").uses_alignment
+    with pytest.raises(ConfigError, match="aligned"):
+        _config("--aligned_small_edits", "1.5")
     assert _config().thresholds()[1]["document"] == 0.6
     assert _config().banding()["document"] != _config("--combined_jaccard", "0").banding()["document"]
     off = _config("--combined_jaccard", "0")

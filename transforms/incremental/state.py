@@ -27,6 +27,7 @@ from apache_beam.metrics import Metrics
 
 from transforms.io.batching import BatchingDoFn
 from transforms.io.elasticsearch_store import EsConfig, document_id
+from transforms.matching.alignment import sequence_from_text
 from transforms.signals.lsh import shingles_from_text
 from transforms.signals.minhash import exact_jaccard
 from transforms.text.units import parse_unit_id
@@ -250,7 +251,7 @@ class BandLookup(beam.PTransform):
 
 class _FetchStoredFn(_Batched):
     FIELDS = ["unit_id", "doc_id", "unit_type", "unit_index", "start", "end", "doc_chars", "vector", "shingles",
-              "bands"]
+              "bands", "tokens"]
 
     def __init__(self, config: EsConfig, batch_size: int = 500):
         super().__init__(config, batch_size)
@@ -272,12 +273,14 @@ class _FetchStoredFn(_Batched):
                    "unit_index": src.get("unit_index", 0), "start": src.get("start"), "end": src.get("end"),
                    "doc_chars": src.get("doc_chars"), "vector": np.asarray(src["vector"], dtype=np.float32),
                    "ids": shingles_from_text(src["shingles"]) if src.get("shingles") else np.zeros(0, np.uint64),
-                   "bands": src.get("bands") or []}
+                   "bands": src.get("bands") or [],
+                   "tokens": sequence_from_text(src["tokens"]) if src.get("tokens") is not None else None}
 
 
 class FetchStoredUnits(beam.PTransform):
     """Unit ids -> the stored unit {"id", "doc_id", "unit_type", "unit_index", "start", "end",
-    "doc_chars", "vector", "ids", "bands"}; ids not in the index are counted and skipped."""
+    "doc_chars", "vector", "ids", "bands", "tokens" (a document's word sequence, else None)}; ids not
+    in the index are counted and skipped."""
 
     def __init__(self, config: EsConfig):
         super().__init__()

@@ -64,7 +64,7 @@ class EsConfig(EsConnection):
         return f"{self.physical_base}-{self.slot}" if self.slot else self.physical_base
 
 
-MAPPING_VERSION = 2  # 2: run state per unit (settings, shingles, band keys, offsets, model hash)
+MAPPING_VERSION = 3  # 2: run state per unit (settings, shingles, band keys, offsets, model hash); 3: document tokens
 
 
 QUANTIZED = ("int8_hnsw", "int4_hnsw", "bbq_hnsw", "int8_flat")
@@ -110,6 +110,7 @@ def index_mapping(dims: int, index_options: str = "hnsw") -> dict:
                 "raw_hash": {"type": "keyword"},
                 "bands": {"type": "keyword"},
                 "shingles": {"type": "binary"},
+                "tokens": {"type": "binary"},  # a document's word sequence (matching/alignment.py)
                 "vector": {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine",
                            "index_options": options},
             },
@@ -214,7 +215,7 @@ def document_id(doc_id: str, unit_type: str = "document", unit_index: int = 0) -
 
 SOURCE_FIELDS = ("unit_id", "doc_id", "unit_type", "unit_index", "title", "url", "lang", "content_hash",
                  "model", "model_hash", "dims", "run_id", "start", "end", "doc_chars", "settings", "raw_hash", "bands",
-                 "shingles", "vector")
+                 "shingles", "tokens", "vector")
 
 
 def to_action(record: dict, index: str) -> dict:

@@ -20,6 +20,8 @@ DUPLICATES_SCHEMA = pa.schema([
     pa.field("cosine", pa.float64()),
     pa.field("jaccard", pa.float64()),
     pa.field("margin", pa.float64()),
+    pa.field("aligned", pa.float64()),
+    pa.field("small_edits", pa.float64()),
     pa.field("method", pa.string(), nullable=False),
     pa.field("rule", pa.string()),
     pa.field("matched_units", pa.int32()),

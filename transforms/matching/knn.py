@@ -31,7 +31,8 @@ def score_to_cosine(score: float) -> float:
 
 
 class _KnnSearchFn(BatchingDoFn):
-    """Embedding dict -> ((doc_a, doc_b), cosine) for every neighbour at or above min_cosine."""
+    """Embedding dict -> ((doc_a, doc_b), cosine) for every neighbour at or above min_cosine (a
+    float, or {unit_type: float}: documents and passages searched with their own floors)."""
 
     def __init__(self, config: EsConfig, k: int, num_candidates: int, min_cosine: float, batch_size: int,
                  exclude_same_document: bool, with_neighbours: bool = False):
@@ -57,8 +58,9 @@ class _KnnSearchFn(BatchingDoFn):
         for rec, result in zip(batch, response["responses"]):
             self.queries.inc()
             neighbours, around = read_knn_result(rec["id"], result)
+            floor = floor_of(self.min_cosine, rec.get("unit_type", "document"))
             for other, cosine in neighbours:
-                if cosine < self.min_cosine:
+                if cosine < floor:
                     continue
                 self.hits.inc()
                 yield ordered_pair(rec["id"], other), cosine
@@ -66,6 +68,12 @@ class _KnnSearchFn(BatchingDoFn):
                 yield beam.pvalue.TaggedOutput(NEIGHBOURHOOD_TAG, (rec["id"], around))
             if self.with_neighbours:
                 yield beam.pvalue.TaggedOutput(NEIGHBOURS_TAG, (rec["id"], neighbours))
+
+
+def floor_of(min_cosine, unit_type: str) -> float:
+    """The cosine floor of a unit type: `min_cosine` is a float, or {unit_type: float} (a type it
+    does not name keeps nothing)."""
+    return min_cosine.get(unit_type, 2.0) if isinstance(min_cosine, dict) else min_cosine
 
 
 def knn_query(rec: dict, k: int, num_candidates: int, exclude_same_document: bool = True) -> dict:

@@ -11,13 +11,16 @@ gets its `margin`: cosine / the mean of its two units' neighbourhoods (the ratio
 mining). On a site, pages on one topic all sit at cosine 0.85-0.90 to each other: a high cosine is
 evidence of duplication only when it stands out from what is usual around both units, so a cosine
 decision of a unit type with a margin threshold also needs margin >= that threshold (when known).
-Output rows: {"doc_a", "doc_b", "cosine", "jaccard", "margin", "method", "rule"}.
+With `tokens` ((document unit id, word sequence), alignment.py) each document pair also gets its
+`aligned` and `small_edits`, which the alignment clause (or a rule naming them) decides on.
+Output rows: {"doc_a", "doc_b", "cosine", "jaccard", "margin", "aligned", "small_edits", "method", "rule"}.
 """
 from __future__ import annotations
 
 import apache_beam as beam
 import numpy as np
 
+from transforms.matching.alignment import align
 from transforms.signals.minhash import exact_jaccard
 from transforms.matching.pair_join import JoinPairScores
 from transforms.text.units import parse_unit_id
@@ -29,11 +32,13 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def decide(cos, jac, cosine_threshold: float, jaccard_threshold: float, margin=None,
-           margin_threshold: float = 0.0, combined=None) -> str:
+           margin_threshold: float = 0.0, combined=None, alignment=None, aligned=None) -> str:
     """The rule that fired, e.g. 'jaccard>=0.5', 'cosine>=0.85', 'jaccard>=0.5 AND cosine>=0.85
-    (margin>=1.1)', 'jaccard>=0.45 WITH cosine>=0.85' (the combined clause), or '' (not a duplicate).
+    (margin>=1.1)', 'jaccard>=0.45 WITH cosine>=0.85' (the combined clause), 'aligned>=0.6 WITH
+    small_edits>=0.85 WITH cosine>=0.7' (the alignment clause), or '' (not a duplicate).
     A cosine alone needs margin >= margin_threshold when both are set; `combined`: (jaccard, cosine)
-    that decide together, no margin needed (None: no such clause)."""
+    that decide together, no margin needed (None: no such clause); `aligned`: (aligned, small_edits,
+    cosine) thresholds deciding together over `alignment` = (aligned, small_edits) of the pair."""
     fired = []
     if jac is not None and jac >= jaccard_threshold:
         fired.append(f"jaccard>={jaccard_threshold:g}")
@@ -44,6 +49,9 @@ def decide(cos, jac, cosine_threshold: float, jaccard_threshold: float, margin=N
             fired.append(f"cosine>={cosine_threshold:g} (margin>={margin_threshold:g})")
     if not fired and combined and jac is not None and cos is not None and jac >= combined[0] and cos >= combined[1]:
         fired.append(f"jaccard>={combined[0]:g} WITH cosine>={combined[1]:g}")
+    if (not fired and aligned and alignment is not None and cos is not None and alignment[0] >= aligned[0]
+            and alignment[1] >= aligned[1] and cos >= aligned[2]):
+        fired.append(f"aligned>={aligned[0]:g} WITH small_edits>={aligned[1]:g} WITH cosine>={aligned[2]:g}")
     return " AND ".join(fired)
 
 
@@ -52,21 +60,24 @@ def _of_type(value, kind: str, default=None):
 
 
 def score_pair(kind: str, cos, jac, around, *, cosine_threshold, jaccard_threshold, rules=None,
-               margin_threshold=0.0, combined=None) -> tuple:
+               margin_threshold=0.0, combined=None, alignment=None, aligned=None) -> tuple:
     """One unit pair's raw scores -> (cosine, jaccard, margin, rule that fired or ''), rounded as
     stored. `around`: the mean of its two units' neighbourhoods (None: unknown, no margin);
-    thresholds: floats or {unit_type: float}; `combined`: {unit_type: (jaccard, cosine)} (see decide);
-    `rules`: {unit_type: Rule} replacing them. Shared by
+    thresholds: floats or {unit_type: float}; `combined`: {unit_type: (jaccard, cosine)} and
+    `aligned`: {unit_type: (aligned, small_edits, cosine)} (see decide), with `alignment` the pair's
+    (aligned, small_edits) or None; `rules`: {unit_type: Rule} replacing them. Shared by
     MergeSignals and the draft check (service/), so both decide alike."""
     cos = round(float(cos), 6) if cos is not None else None
     jac = round(float(jac), 6) if jac is not None else None
     margin = round(cos / float(around), 6) if cos is not None and around and around > 0 else None
     rules = rules or {}
     if kind in rules:
-        rule = rules[kind].text if rules[kind](cosine=cos, jaccard=jac, margin=margin) else ""
+        al, small = alignment if alignment is not None else (None, None)
+        rule = rules[kind].text if rules[kind](cosine=cos, jaccard=jac, margin=margin, aligned=al, small_edits=small) else ""
     else:
         rule = decide(cos, jac, _of_type(cosine_threshold, kind), _of_type(jaccard_threshold, kind), margin,
-                      _of_type(margin_threshold, kind, 0.0), (combined or {}).get(kind))
+                      _of_type(margin_threshold, kind, 0.0), (combined or {}).get(kind), alignment,
+                      (aligned or {}).get(kind))
     return cos, jac, margin, rule
 
 
@@ -79,14 +90,17 @@ class MergeSignals(beam.PTransform):
     distributions of the run report)}."""
 
     def __init__(self, *, vectors, signatures, cosine_threshold, jaccard_threshold, rules=None,
-                 neighbourhood=None, margin_threshold=0.0, combined=None):
+                 neighbourhood=None, margin_threshold=0.0, combined=None, tokens=None, aligned=None):
         """Thresholds: a float, or {unit_type: float} when the pairs are units (ids as in units.py);
         unit pairs of the same document, and pairs of two unit types, are dropped. `rules`
         ({unit_type: rules.Rule}) replaces the thresholds' OR for the types it names.
         neighbourhood: (id, mean top-k cosine) from the kNN stage, or None (no margins);
         margin_threshold: a float or {unit_type: float} (0: cosine needs no margin);
-        combined: {unit_type: (jaccard, cosine)} deciding together (see decide), or None."""
+        combined: {unit_type: (jaccard, cosine)} deciding together (see decide), or None;
+        tokens: (document unit id, word sequence) for the alignment of document pairs, or None;
+        aligned: {unit_type: (aligned, small_edits, cosine)} deciding together (see decide), or None."""
         super().__init__()
+        self.tokens, self.aligned = tokens, aligned or {}
         self.combined = combined or {}
         self.neighbourhood = neighbourhood
         self.margin_threshold = margin_threshold
@@ -99,7 +113,7 @@ class MergeSignals(beam.PTransform):
     def expand(self, found_pairs):
         """`found_pairs`: a tuple of Pair-dict PCollections (each with doc_a, doc_b, method)."""
         cos_by_type, jac_by_type, rules = self.cosine_threshold, self.jaccard_threshold, self.rules
-        margin_by_type, combined = self.margin_threshold, self.combined
+        margin_by_type, combined, aligned = self.margin_threshold, self.combined, self.aligned
         methods = (found_pairs
                    | "AllFound" >> beam.Flatten()
                    | "KeyFound" >> beam.Map(lambda p: ((p["doc_a"], p["doc_b"]), p["method"])))
@@ -113,21 +127,27 @@ class MergeSignals(beam.PTransform):
         if self.neighbourhood is not None:
             evidence["neighbourhood"] = pairs | "Neighbourhood" >> JoinPairScores(
                 self.neighbourhood, lambda a, b: (a + b) / 2.0, namespace="merge_margin")
+        if self.tokens is not None:
+            documents = pairs | "DocumentPairs" >> beam.Filter(
+                lambda p: parse_unit_id(p[0])[1] == "document" == parse_unit_id(p[1])[1])
+            evidence["alignment"] = documents | "Alignment" >> JoinPairScores(self.tokens, align, namespace="merge_alignment")
 
         def to_row(element):
             (a, b), g = element
             (doc_a, kind), (doc_b, kind_b) = parse_unit_id(a), parse_unit_id(b)
             if kind != kind_b or (kind != "document" and doc_a == doc_b):
                 return
-            around = g.get("neighbourhood")
+            around, alignment = g.get("neighbourhood"), g.get("alignment")
+            alignment = alignment[0] if alignment else None
             cos, jac, margin, rule = score_pair(
                 kind, g["cosine"][0] if g["cosine"] else None, g["jaccard"][0] if g["jaccard"] else None,
                 around[0] if around else None, cosine_threshold=cos_by_type, jaccard_threshold=jac_by_type,
-                rules=rules, margin_threshold=margin_by_type, combined=combined)
+                rules=rules, margin_threshold=margin_by_type, combined=combined, alignment=alignment, aligned=aligned)
             yield beam.pvalue.TaggedOutput(SCORED_TAG, (kind, cos, jac, bool(rule)))
             if not rule:
                 return
             yield {"doc_a": a, "doc_b": b, "cosine": cos, "jaccard": jac, "margin": margin,
+                   "aligned": alignment[0] if alignment else None, "small_edits": alignment[1] if alignment else None,
                    "method": "+".join(sorted(set(g["method"]))), "rule": rule}
 
         result = (evidence

@@ -72,6 +72,8 @@ def roll_up(doc_a: str, doc_b: str, matches: list[dict], doc_chars: dict, duplic
     return {
         "doc_a": doc_a, "doc_b": doc_b, "relation": "duplicate" if whole is not None or whole_by_passages else "passage",
         "margin": whole.get("margin") if whole is not None else None,
+        "aligned": whole.get("aligned") if whole is not None else None,
+        "small_edits": whole.get("small_edits") if whole is not None else None,
         "granularity": "+".join(kinds), "method": "+".join(methods),
         "rule": rule, "matched_units": len(parts), "coverage_a": cov_a, "coverage_b": cov_b,
         "evidence": json.dumps([{k: m[k] for k in ("unit_a", "unit_b", "unit_type", "a_start", "a_end", "b_start",
@@ -107,8 +109,8 @@ class RollUpMatches(beam.PTransform):
             yield {"unit_a": ua, "unit_b": ub, "doc_a": ma[0], "doc_b": mb[0], "unit_type": ma[1],
                    "a_start": ma[2], "a_end": ma[3], "b_start": mb[2], "b_end": mb[3],
                    "doc_chars_a": ma[4], "doc_chars_b": mb[4], "cosine": row["cosine"],
-                   "jaccard": row["jaccard"], "margin": row.get("margin"), "method": row["method"],
-                   "rule": row["rule"]}
+                   "jaccard": row["jaccard"], "margin": row.get("margin"), "aligned": row.get("aligned"),
+                   "small_edits": row.get("small_edits"), "method": row["method"], "rule": row["rule"]}
 
         matches = ({"row": keyed_rows, "meta": metas} | "JoinUnitMeta" >> beam.CoGroupByKey()
                    | "ToUnitMatch" >> beam.FlatMap(to_unit_match))

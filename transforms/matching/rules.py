@@ -3,7 +3,8 @@
     jaccard >= 0.8 or (cosine >= 0.92 and jaccard >= 0.2)
 
 Names: `cosine`, `jaccard`, `margin` (cosine over the mean cosine of the two units' k nearest
-neighbours; a missing score is treated as 0); numbers; comparisons; `and`, `or`,
+neighbours), `aligned` and `small_edits` (the word-sequence alignment of two documents,
+transforms/matching/alignment.py; documents only); a missing score is treated as 0; numbers; comparisons; `and`, `or`,
 `not`; parentheses. Parsed once with Python's `ast` and checked against that whitelist, so a rule
 can never run code.
 """
@@ -14,7 +15,7 @@ import operator
 
 _COMPARE = {ast.GtE: operator.ge, ast.Gt: operator.gt, ast.LtE: operator.le, ast.Lt: operator.lt,
             ast.Eq: operator.eq, ast.NotEq: operator.ne}
-NAMES = ("cosine", "jaccard", "margin")
+NAMES = ("cosine", "jaccard", "margin", "aligned", "small_edits")
 
 
 class Rule:
@@ -42,7 +43,7 @@ class Rule:
         elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
             pass
         else:
-            raise ValueError(f"rule {self.text!r}: only cosine, jaccard, margin, numbers, comparisons, and/or/not allowed "
+            raise ValueError(f"rule {self.text!r}: only {', '.join(NAMES)}, numbers, comparisons, and/or/not allowed "
                              f"(found {ast.dump(node)[:60]})")
 
     def _eval(self, node, env):
@@ -63,8 +64,14 @@ class Rule:
             return env[node.id]
         return node.value
 
-    def __call__(self, cosine=None, jaccard=None, margin=None) -> bool:
-        return bool(self._eval(self._tree, {"cosine": cosine or 0.0, "jaccard": jaccard or 0.0, "margin": margin or 0.0}))
+    def __call__(self, cosine=None, jaccard=None, margin=None, aligned=None, small_edits=None) -> bool:
+        return bool(self._eval(self._tree, {"cosine": cosine or 0.0, "jaccard": jaccard or 0.0, "margin": margin or 0.0,
+                                            "aligned": aligned or 0.0, "small_edits": small_edits or 0.0}))
+
+    @property
+    def names(self) -> set:
+        """The score names the rule reads."""
+        return {n.id for n in ast.walk(self._tree) if isinstance(n, ast.Name)}
 
     def __repr__(self):
         return f"Rule({self.text!r})"

@@ -13,6 +13,7 @@ import apache_beam as beam
 import numpy as np
 
 from transforms.records import ordered_pair
+from transforms.matching.knn import floor_of
 
 
 def exact_neighbours(ids: list[str], vectors: np.ndarray, *, k: int, min_cosine: float,
@@ -52,9 +53,9 @@ def exact_neighbours(ids: list[str], vectors: np.ndarray, *, k: int, min_cosine:
 class ExactKnnDuplicates(beam.PTransform):
     """Embedding dict -> Pair dict {"doc_a", "doc_b", "cosine", "method": "knn"} by exact search."""
 
-    def __init__(self, *, k: int = 10, min_cosine: float = 0.9, exclude_same_document: bool = True,
+    def __init__(self, *, k: int = 10, min_cosine=0.9, exclude_same_document: bool = True,
                  with_neighbourhood: bool = False):
-        """with_neighbourhood: return {"pairs", "neighbourhood": (id, mean top-k cosine)} (as knn.py)."""
+        """min_cosine: a float or {unit_type: float}; with_neighbourhood: return {"pairs", "neighbourhood": (id, mean top-k cosine)} (as knn.py)."""
         super().__init__()
         self.with_neighbourhood = with_neighbourhood
         self.k = k
@@ -65,7 +66,7 @@ class ExactKnnDuplicates(beam.PTransform):
         k, floor, same_doc = self.k, self.min_cosine, self.exclude_same_document
 
         def search(element):
-            _, records = element
+            unit_type, records = element
             records = sorted(records, key=lambda r: r["id"])
             if not records:
                 return
@@ -73,7 +74,7 @@ class ExactKnnDuplicates(beam.PTransform):
             doc_ids = [r.get("doc_id", r["id"]) for r in records] if same_doc else None
             matrix = np.stack([np.asarray(r["vector"], dtype=np.float32) for r in records])
             means: dict = {}
-            found = exact_neighbours(ids, matrix, k=k, min_cosine=floor, doc_ids=doc_ids, means=means)
+            found = exact_neighbours(ids, matrix, k=k, min_cosine=floor_of(floor, unit_type), doc_ids=doc_ids, means=means)
             for (a, b), cos in sorted(found.items()):
                 yield {"doc_a": a, "doc_b": b, "cosine": round(cos, 6), "method": "knn"}
             for unit, mean in sorted(means.items()):

@@ -97,8 +97,13 @@ class MinHashSignatures(beam.PTransform):
 
 def sign_unit(hasher: MinHasher, banding: dict, unit: dict) -> dict:
     """Unit dict -> the unit plus "sig", "ids" and "bands" (hex band keys under its type's banding;
-    none when the text has no token). Shared by the job (SignUnits) and the draft check (service/)."""
+    none when the text has no token) and, for a document, "tokens" (its word sequence,
+    transforms/matching/alignment.py). Shared by the job (SignUnits) and the draft check (service/)."""
     sig, ids = hasher.signature(unit["text"])
+    if unit["unit_type"] == "document":
+        from transforms.matching.alignment import word_sequence
+
+        unit = {**unit, "tokens": word_sequence(unit["text"])}
     if ids.size == 0:
         return {**unit, "sig": sig, "ids": ids, "bands": []}
     bands, rows = banding[unit["unit_type"]]
