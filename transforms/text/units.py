@@ -11,8 +11,9 @@ Template paragraphs (`templates`: keys from transforms.text.templates, a site's 
 repeated notices) and their sentences are kept as units with `template: True` (not matched), and
 the document unit's `text` is the document without them (its paragraphs joined by blank lines), so
 document-level shingles and embeddings describe what is particular to the page; `doc_chars`, the
-denominator of passage coverage, is then the length of that text. A page that is all template keeps
-its whole text.
+denominator of passage coverage, is then the length of that text. A page that is all template, or
+whose text outside the template is shorter than a unit (`min_chars`), keeps its whole text: a manual's
+table-of-contents pages, all sidebar but the heading "Índice General", are not one text.
 
 Sentences come from sentencex (Wikimedia's rule-based segmenter, ~300 languages, Spanish and
 English abbreviation lists), per paragraph and in the document's language, plus one rule it lacks:
@@ -99,8 +100,8 @@ def split_units(doc: dict, unit_types: Iterable[str] = UNIT_TYPES, min_chars: in
     wanted = set(unit_types)
     paragraphs = paragraph_spans(text) if (wanted & {"paragraph", "sentence"} or templates) else []
     flags = [bool(templates) and any(k in templates for k in paragraph_keys(text[s:e])) for s, e in paragraphs]
-    content = [text[s:e] for (s, e), flag in zip(paragraphs, flags) if not flag]
-    doc_text = "\n\n".join(content) if any(flags) and content else text
+    content = "\n\n".join(text[s:e] for (s, e), flag in zip(paragraphs, flags) if not flag)
+    doc_text = content if any(flags) and len(content) >= min_chars else text
 
     def unit(kind, index, start, end, prefix, template=False):
         piece = doc_text if kind == "document" else text[start:end]

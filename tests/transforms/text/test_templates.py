@@ -60,6 +60,20 @@ def test_a_page_that_is_all_template_keeps_its_text():
     assert units[0]["text"] == doc["text"]
 
 
+def test_a_page_whose_own_text_is_shorter_than_a_unit_keeps_its_text():
+    # A manual's table-of-contents page: its sidebar entries are the template of every page of the
+    # manual, and all that is left is its heading, the same on the contents page of every manual.
+    entries = [f"{i}. Capítulo sobre el tema número {i} del manual" for i in range(1, 6)]
+    templates = {paragraph_key(e) for e in entries} | {paragraph_key(FOOTER)}
+    doc = {"id": "toc", "text": "\n\n".join(["Índice General", *entries, FOOTER])}
+    units, _ = split_units(doc, ("document", "paragraph"), min_chars=40, templates=templates)
+    assert units[0]["text"] == doc["text"] and units[0]["doc_chars"] == len(doc["text"])
+    own = "Un párrafo de contenido propio, más largo que una unidad de cuarenta caracteres."
+    page = {"id": "p", "text": "\n\n".join(["Índice General", own, *entries, FOOTER])}
+    units, _ = split_units(page, ("document",), min_chars=40, templates=templates)
+    assert units[0]["text"] == "Índice General\n\n" + own  # long enough: only its own text
+
+
 def test_frame_passages_matching_many_documents_are_dropped_and_real_reuse_kept():
     from transforms.text.templates import DropFramePassages
 
