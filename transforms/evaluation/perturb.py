@@ -44,6 +44,7 @@ SYNONYMS = {  # small, hand-checked ES/EN table; both directions are used
 }
 SYNONYMS.update({v: k for k, v in list(SYNONYMS.items()) if " " not in v})
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_IN_PARAGRAPH = ("sentence_drop", "sentence_reorder", "substitute_10", "substitute_30", "synonym")
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -58,9 +59,18 @@ def _match_case(word: str, replacement: str) -> str:
     return replacement[:1].upper() + replacement[1:] if word[:1].isupper() else replacement
 
 
-def perturb(text: str, kind: str, rng: random.Random, vocabulary: list[str], other_text: str = "") -> str:
-    """One edited copy of `text` (for `transplant`, `other_text` receives one of text's paragraphs)."""
+def perturb(text: str, kind: str, rng: random.Random, vocabulary: list[str], other_text: str = "",
+            keep=None) -> str:
+    """One edited copy of `text` (for `transplant`, `other_text` receives one of text's paragraphs).
+    keep: None, or a predicate on a paragraph; the edits that work inside paragraphs (drops, reorders,
+    substitutions, synonyms) leave the paragraphs it accepts as they are: a page copied on the same
+    site keeps the site's navigation and footers, only the page's own text is edited."""
     paragraphs = _paragraphs(text)
+    if keep is not None and kind in _IN_PARAGRAPH:
+        own = [p for p in paragraphs if not keep(p)]
+        if own and len(own) < len(paragraphs):
+            edited = iter(_paragraphs(perturb("\n\n".join(own), kind, rng, vocabulary)))
+            return "\n\n".join(p if keep(p) else next(edited) for p in paragraphs)
     if kind == "exact":
         return text
     if kind == "html":
@@ -107,8 +117,9 @@ def _plain(text: str) -> str:
     return clean_text(text) if looks_like_html(text) else text
 
 
-def generate(docs: list[dict], *, seed: int = 0, per_kind: int = 20, kinds=KINDS, negatives: int = 20):
-    """Originals -> (documents: originals + perturbed copies, gold rows (id_a, id_b, kind, is_duplicate))."""
+def generate(docs: list[dict], *, seed: int = 0, per_kind: int = 20, kinds=KINDS, negatives: int = 20, keep=None):
+    """Originals -> (documents: originals + perturbed copies, gold rows (id_a, id_b, kind, is_duplicate)).
+    keep: paragraphs the edits leave as they are (see perturb)."""
     rng = random.Random(seed)
     docs = sorted(docs, key=lambda d: d["id"])
     usable = [d for d in docs if len(re.findall(r"\w+", d.get("text") or "")) >= 20]
@@ -126,7 +137,7 @@ def generate(docs: list[dict], *, seed: int = 0, per_kind: int = 20, kinds=KINDS
             new_id = f"{original['id']}--{kind}-{i}"
             other = rng.choice([d for d in usable if d["id"] != original["id"]]) if kind == "transplant" else None
             text = perturb(original["text"] if kind == "exact" else _plain(original["text"]), kind, rng, vocabulary,
-                           _plain(other["text"]) if other else "")
+                           _plain(other["text"]) if other else "", keep=keep)
             out.append({**{k: v for k, v in original.items() if k not in ("id", "text", "url")}, "id": new_id,
                         "text": text, "perturbation": kind, "source_id": original["id"]})
             gold.append((original["id"], new_id, kind, 1))

@@ -42,6 +42,21 @@ def test_planted_copies_name_their_edit_and_transplants_carry_a_content_paragrap
     assert plant_copies(pages, seed=3, per_kind=2, multi=1) == (docs, gold)  # deterministic
 
 
+def test_edited_copies_keep_the_site_template_and_change_the_page_text():
+    pages = _pages()
+    for page in pages:  # a menu line with many words, so a 30 % substitution would surely change it
+        page["text"] = page["text"].replace("Menú · Inicio", "Menú Inicio Guía Índice Ayuda Buscar Descargas Foro")
+    docs, gold = plant_copies(pages, seed=3, per_kind=3, multi=1)
+    by_id = {d["id"]: d for d in docs}
+    edited = [(by_id[a], by_id[b]) for a, b, kind, _ in gold
+              if kind in ("substitute_30", "substitute_10", "sentence_reorder", "synonym", "sentence_drop")]
+    assert len(edited) >= 15
+    for original, copy in edited:
+        first, *_, last = copy["text"].split("\n\n")
+        assert (first, last) == ("Menú Inicio Guía Índice Ayuda Buscar Descargas Foro", "Informe un error")
+    assert any(o["text"] != c["text"] for o, c in edited if c["perturbation"] == "substitute_30")
+
+
 def test_site_scoring_counts_true_and_false_pairs_by_relation():
     pages = _pages(30)
     docs, gold = plant_copies(pages, seed=1, per_kind=1, multi=0)
