@@ -33,10 +33,6 @@ SITES = {  # package -> folder of its HTML pages inside the package
 # Pages left out of a site: LilyPond's `*-big-page` files are each manual again as one page of up to 7 MB
 # (its printable copy, not a page a team publishes twice).
 SITE_SKIP = {"lilypond-doc-html-es": re.compile(r"-big-page\.")}
-_BLOCK = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr",
-          "td", "th", "pre", "blockquote", "section", "article", "header", "footer", "nav", "aside", "main",
-          "figure", "figcaption", "form", "label", "button", "br", "hr", "caption", "address"}
-_SKIP = {"script", "style", "noscript", "template", "head"}
 _SPACE = re.compile(r"\s+")
 
 
@@ -70,38 +66,9 @@ def page_text(html: str) -> str:
     (blank-line separated), whitespace collapsed, scripts and styles dropped, navigation kept."""
     import lxml.html
 
-    root = lxml.html.document_fromstring(html.encode("utf-8"), parser=lxml.html.HTMLParser(encoding="utf-8"))
-    blocks: list[str] = []
-    current: list[str] = []
+    from transforms.text.normalize import block_text
 
-    def flush():
-        text = _SPACE.sub(" ", "".join(current)).strip()
-        if text:
-            blocks.append(text)
-        current.clear()
-
-    def walk(el):
-        tag = el.tag if isinstance(el.tag, str) else ""
-        if tag in _SKIP:
-            if el.tail:
-                current.append(el.tail)
-            return
-        block = tag in _BLOCK
-        if block:
-            flush()
-        if el.text and tag:
-            current.append(el.text)
-        for child in el:
-            walk(child)
-        if block:
-            flush()
-        if el.tail:
-            current.append(el.tail)
-
-    body = root.find("body")
-    walk(body if body is not None else root)
-    flush()
-    return "\n\n".join(blocks)
+    return block_text(lxml.html.document_fromstring(html.encode("utf-8"), parser=lxml.html.HTMLParser(encoding="utf-8")))
 
 
 def site_pages(package: str, workdir: str, limit: Optional[int] = None, min_words: int = 30) -> list[dict]:

@@ -19,6 +19,7 @@ _HTML_HINT = re.compile(r"<\s*(html|body|div|p|article|section|h[1-6]|br|span|ta
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _ZERO_WIDTH = re.compile(r"[\u200b-\u200d\u2060\ufeff]")
 _SPACES = re.compile(r"[^\S\n]+")
+_WHITESPACE = re.compile(r"\s+")
 _PARA_SPLIT = re.compile(r"\n\s*\n")
 
 
@@ -37,17 +38,46 @@ _BOILERPLATE_XPATH = (
 )
 
 
+# Chrome that pages mark only by a class or id: a site-wide table of contents or sidebar repeated on
+# every page (Texinfo's `tocframe`, DocBook's and MediaWiki's `toc`, Sphinx's `sphinxsidebar`,
+# WordPress's `sidebar`), navigation bars (Texinfo's `nav_table`, DocBook's `navheader`/`navfooter`),
+# footers that are not <footer> elements, breadcrumbs. Matched per class token or id (readability's "unlikely candidates" idea), not as a
+# substring: "stock" or "protocol" are content. Left in, trafilatura may take such a sidebar for the
+# main content of a page with little text of its own: every section page of LilyPond's manual then
+# "was" the same list of commands.
+_CHROME_TOKEN = re.compile(r"^(toc|tocframe|table-of-contents|sidebar|sphinxsidebar|breadcrumbs?|nav|navbar|"
+                           r"navigation|navheader|navfooter|footer)$|^(toc|sidebar|nav|footer)[-_]|"
+                           r"[-_](toc|sidebar|nav|footer)$", re.IGNORECASE)
+# A page whose main text without that chrome is shorter than this (a manual's contents page, an empty
+# section stub) is kept as its whole visible text, one block a paragraph, as a crawler's text: else
+# every such page would be the same few words ("Índice General"), or trafilatura's guess from the
+# sidebar. Template detection then tells its chrome from its text, as for plain-text input.
+MIN_MAIN_CHARS = 40
+_BLOCK = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr",
+          "td", "th", "pre", "blockquote", "section", "article", "header", "footer", "nav", "aside", "main",
+          "figure", "figcaption", "form", "label", "button", "br", "hr", "caption", "address"}
+_SKIP = {"script", "style", "noscript", "template", "head"}
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
-def strip_page_chrome(html: str):
-    """HTML -> lxml tree without navigation, banners, headers/footers outside the article, scripts."""
+def _is_chrome(element) -> bool:
+    tokens = (element.get("class") or "").split() + (element.get("id") or "").split()
+    return any(_CHROME_TOKEN.search(t) for t in tokens)
+
+
+def strip_page_chrome(html: str, marked: bool = True):
+    """HTML -> lxml tree without navigation, banners, headers/footers outside the article, scripts,
+    and (`marked`) elements whose class or id marks them as a table of contents, sidebar, navigation
+    bar or breadcrumbs."""
     import lxml.html
 
     # XHTML pages (DocBook, many CMS exports) open with <?xml ... encoding="UTF-8"?>: lxml refuses a
     # str that declares an encoding, which would leave such a page empty.
     tree = lxml.html.document_fromstring(_XML_DECLARATION.sub("", html, count=1))
-    for element in tree.xpath(_BOILERPLATE_XPATH):
+    chrome = tree.xpath(_BOILERPLATE_XPATH)
+    if marked:
+        chrome += [el for el in tree.xpath("//body//*[@class or @id]") if _is_chrome(el)]
+    for element in chrome:
         if element.getparent() is not None:
             element.drop_tree()
     return tree
@@ -56,8 +86,10 @@ def strip_page_chrome(html: str):
 def html_to_text(html: str) -> str:
     """Main content of an HTML page or fragment, one block per paragraph; '' when none.
 
-    Page chrome (navigation, menus, headers, footers, scripts, cookie banners) is dropped with lxml,
-    then trafilatura extracts the main content, keeping headings, paragraphs, lists and tables.
+    Page chrome (navigation, menus, headers, footers, scripts, cookie banners, tables of contents and
+    sidebars marked by class or id) is dropped with lxml, then trafilatura extracts the main content,
+    keeping headings, paragraphs, lists and tables. A page with under MIN_MAIN_CHARS of main text is
+    its whole visible text instead (block_text, without the unmarked chrome; see MIN_MAIN_CHARS).
     """
     import lxml.etree
     import trafilatura  # imported lazily: heavy, and only HTML inputs need it
@@ -69,10 +101,48 @@ def html_to_text(html: str) -> str:
     if not tree.text_content().strip():
         return ""
     extracted = trafilatura.extract(tree, output_format="txt", include_comments=False,
-                                    include_tables=True, favor_recall=True, deduplicate=False)
-    if not extracted:
-        return ""
-    return "\n\n".join(line for line in extracted.splitlines() if line.strip())
+                                    include_tables=True, favor_recall=True, deduplicate=False) or ""
+    text = "\n\n".join(line for line in extracted.splitlines() if line.strip())
+    if len(text) >= MIN_MAIN_CHARS:
+        return text
+    whole = block_text(strip_page_chrome(html, marked=False))
+    return whole if len(whole) > len(text) else text
+
+
+def block_text(root) -> str:
+    """An lxml tree's visible text as a plain crawler extracts it: one paragraph per block element
+    (blank-line separated), whitespace collapsed, scripts and styles dropped (its <body>, if any)."""
+    blocks: list[str] = []
+    current: list[str] = []
+
+    def flush():
+        text = _WHITESPACE.sub(" ", "".join(current)).strip()
+        if text:
+            blocks.append(text)
+        current.clear()
+
+    def walk(el):
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag in _SKIP:
+            if el.tail:
+                current.append(el.tail)
+            return
+        block = tag in _BLOCK
+        if block:
+            flush()
+        if el.text and tag:
+            current.append(el.text)
+        for child in el:
+            walk(child)
+        if block:
+            flush()
+        if el.tail:
+            current.append(el.tail)
+
+    body = root.find("body")
+    walk(body if body is not None else root)
+    flush()
+    return "\n\n".join(blocks)
 
 
 def normalize_text(text: str) -> str:

@@ -40,6 +40,36 @@ def test_navigation_only_page_cleans_to_empty():
     assert clean_text(nav_only) == ""
 
 
+def _manual_page(main: str) -> str:
+    """A Texinfo/DocBook-style manual page: navigation tables, a footer div and the manual's contents
+    in a sidebar, all marked by class or id only (LilyPond's manuals)."""
+    sidebar = "".join(f"<li><a href='s{i}.html'><code>\\comando{i}</code> Sección {i} del manual</a></li>"
+                      for i in range(30))
+    nav = "<table class='nav_table'><tr><td>[ &lt;&lt; Anterior ]</td><td>[Arriba][Índice]</td></tr></table>"
+    return (f"<html><body><div id='main'>{nav}{main}{nav}<div id='footer'><p>Esta página corresponde a la "
+            f"versión 2.24 (rama estable).</p></div></div><div id='tocframe'><div class='contents'>"
+            f"<ul class='toc'>{sidebar}</ul></div></div></body></html>")
+
+
+def test_sidebars_navigation_tables_and_footers_marked_by_class_or_id_are_chrome():
+    page = _manual_page("<h2>5.2 Explicación del manual</h2><p>Esta sección explica cómo leer la referencia "
+                        "de funcionamiento interno del programa.</p>")
+    assert html_to_text(page) == ("5.2 Explicación del manual\n\nEsta sección explica cómo leer la referencia de "
+                                  "funcionamiento interno del programa.")
+    assert "autotoc" in html_to_text("<html><body><article><h1>Título</h1><p class='autotoc'>Un párrafo con "
+                                     "autotoc en su clase, que no es una tabla de contenidos.</p></article></body></html>")
+
+
+def test_a_page_with_too_little_main_text_is_its_whole_visible_text():
+    # an empty section stub: its heading alone would be the same few words as any other stub's, and
+    # trafilatura on the whole page takes the sidebar for its content
+    stub = html_to_text(_manual_page("<h3>2.8.3 Notación gráfica</h3>"))
+    assert stub.split("\n\n")[:3] == ["[ << Anterior ]", "[Arriba][Índice]", "2.8.3 Notación gráfica"]
+    assert "Sección 29 del manual" in stub and "Esta página corresponde" in stub
+    assert html_to_text(_manual_page("<h1>Índice General</h1>")) != html_to_text(
+        _manual_page("<h1>Índice General</h1>").replace("Sección", "Capítulo"))
+
+
 @pytest.mark.slow
 def test_a_poisoned_record_goes_to_dead_letters_and_the_rest_through_in_multi_processing_mode(tmp_path):
     import json
