@@ -1,11 +1,12 @@
 """Word-sequence alignment as a document verification signal, measured offline on a whole site (issue 19).
 
-    # 1. one permissive run of the tuning site (every candidate at cosine >= 0.7 or Jaccard >= 0.35 kept)
+    # 1. one permissive run of the tuning site (every candidate at cosine >= 0.5 or Jaccard >= 0.35 kept)
     python -m pipelines.evaluate site --package libreoffice-help-es --pages 5000 --out /tmp/lo-wide \
-        --job_args "--vector_store memory --report_top 0 --cosine_threshold 0.7 --jaccard_threshold 0.35 \
-                    --cosine_margin 0 --combined_cosine 0.7 --combined_jaccard 0.35"
+        --job_args "--vector_store memory --report_top 0 --cosine_threshold 0.5 --jaccard_threshold 0.35 \
+                    --cosine_margin 0 --combined_cosine 0.5 --combined_jaccard 0.35 --aligned_cosine 0.5"
     # 2. alignment of every document pair, and the default rule with an alignment clause, judged
-    python bench/site_alignment.py /tmp/lo-wide [--out bench/results/site-alignment-lo.json]
+    python bench/site_alignment.py /tmp/lo-wide --cosines 0.5,0.55,0.6,0.65,0.7 \
+        --sides small_edits,shorter_edits [--out bench/results/site-alignment-lo.json]
 
 For each document pair of the run (the document units' text: template paragraphs left out), the word
 sequences (transforms.text.shingle.shingle_tokens) are aligned exactly (rapidfuzz Indel: longest common
@@ -31,37 +32,30 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from site_rule_grid import judged_rows, simulate  # noqa: E402
 
 from transforms.evaluation.site_corpus import CATEGORY  # noqa: E402
+from transforms.matching.alignment import align_sides, word_sequence  # noqa: E402
 from transforms.reporting.report import read_table  # noqa: E402
-from transforms.text.shingle import shingle_tokens  # noqa: E402
 
 DEFAULT_RULE = "jaccard >= 0.6 or jaccard >= 0.45 and cosine >= 0.85 or cosine >= 0.85 and margin >= 1.5"
-
-
-def alignment(a: list[str], b: list[str], max_gap: int = 3) -> tuple[float, float]:
-    """Two word sequences -> (aligned: 2 LCS / (|a| + |b|), small_edits: min share of either side's words
-    aligned or in an unaligned run of <= max_gap words)."""
-    from rapidfuzz.distance import Indel
-
-    if not a or not b:
-        return 0.0, 0.0
-    ca = cb = 0
-    for op in Indel.opcodes(a, b):
-        la, lb = op.src_end - op.src_start, op.dest_end - op.dest_start
-        if op.tag == "equal" or max(la, lb) <= max_gap:
-            ca, cb = ca + la, cb + lb
-    return Indel.normalized_similarity(a, b), min(ca / len(a), cb / len(b))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", help="--out directory of a permissive `pipelines.evaluate site` run")
     parser.add_argument("--out", help="write the front and the distributions here (JSON)")
+    parser.add_argument("--cosines", default="0.7,0.75,0.8,0.85", help="cosine floors of the clause to try")
+    parser.add_argument("--sides", default="small_edits",
+                        help="small_edits (the smaller share of both sides) and/or shorter_edits (the shorter side's)")
     args = parser.parse_args(argv)
     gold, rows = judged_rows(args.base)
-    tokens = {u["doc_id"]: shingle_tokens(u["text"]) for u in read_table(os.path.join(args.base, "run"), "units")
+    tokens = {u["doc_id"]: word_sequence(u["text"]) for u in read_table(os.path.join(args.base, "run"), "units")
               if u["unit_type"] == "document"}
+    empty = word_sequence("")
     for r in rows:
-        r["aligned"], r["small_edits"] = alignment(tokens.get(r["doc_a"], []), tokens.get(r["doc_b"], []))
+        a, b = tokens.get(r["doc_a"], empty), tokens.get(r["doc_b"], empty)
+        r["aligned"], share_a, share_b = align_sides(a, b) or (0.0, 0.0, 0.0)
+        r["small_edits"] = min(share_a, share_b)
+        # the shorter side's share: a copy with sentences dropped is all aligned, its source is not
+        r["shorter_edits"] = share_a if len(a) <= len(b) else share_b
 
     def label(r):
         if r["gold"] and CATEGORY.get(r["gold"]) != "passage":
@@ -74,9 +68,10 @@ def main(argv=None) -> int:
     distributions = {k: {"pairs": len(v), "aligned_top": sorted(v, reverse=True)[:10] if k == "false" else sorted(v)[:10]}
                      for k, v in sorted(spread.items())}
     results = [dict(simulate(rows, gold, DEFAULT_RULE), clause="(defaults)")]
-    for a, g, c in itertools.product((0.55, 0.6, 0.65, 0.7), (0.75, 0.8, 0.85, 0.9), (0.7, 0.75, 0.8, 0.85)):
-        s = simulate(rows, gold, DEFAULT_RULE, extra=lambda r: r["aligned"] >= a and r["small_edits"] >= g and (r["cosine"] or 0) >= c)
-        results.append(dict(s, clause=f"aligned >= {a} and small_edits >= {g} and cosine >= {c}"))
+    for side, a, g, c in itertools.product(args.sides.split(","), (0.55, 0.6, 0.65, 0.7), (0.75, 0.8, 0.85, 0.9),
+                                           [float(x) for x in args.cosines.split(",")]):
+        s = simulate(rows, gold, DEFAULT_RULE, extra=lambda r: r["aligned"] >= a and r[side] >= g and (r["cosine"] or 0) >= c)
+        results.append(dict(s, clause=f"aligned >= {a} and {side} >= {g} and cosine >= {c}"))
     front, best = [results[0]], -1
     print(json.dumps(results[0], ensure_ascii=False))
     for s in sorted(results[1:], key=lambda s: (-(s["document_precision"] or 0),
@@ -88,8 +83,9 @@ def main(argv=None) -> int:
             print(json.dumps(s, ensure_ascii=False))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
-            json.dump({"base": args.base, "front": front, "distributions": distributions}, handle, indent=1,
-                      ensure_ascii=False)
+            json.dump({"base": args.base, "front": front, "distributions": distributions,
+                       "all": [{k: s[k] for k in ("clause", "document_pairs", "document_precision", "recall")}
+                               for s in results]}, handle, indent=1, ensure_ascii=False)
     return 0
 
 

@@ -174,14 +174,14 @@ class DedupOptions(PipelineOptions):
                             "both signals agreeing at lower thresholds than either alone (0: no such clause)")
         g.add_argument("--combined_cosine", type=float, default=0.85,
                        help="Cosine of the combined clause (see --combined_jaccard; no margin needed)")
-        g.add_argument("--aligned_threshold", type=float, default=0.6,
+        g.add_argument("--aligned_threshold", type=float, default=0.65,
                        help="Document pairs whose word sequences align at least this much (2*LCS / total words) "
                             "AND with --aligned_small_edits AND cosine >= --aligned_cosine are duplicates: "
                             "heavily edited copies keep their word order (0: no such clause)")
         g.add_argument("--aligned_small_edits", type=float, default=0.85,
                        help="Share of either document's words aligned or in an unaligned run of <= 3 words the "
                             "alignment clause needs (scattered word edits, not a different passage)")
-        g.add_argument("--aligned_cosine", type=float, default=0.7,
+        g.add_argument("--aligned_cosine", type=float, default=0.55,
                        help="Cosine the alignment clause needs (also the document kNN search floor when lower "
                             "than the other clauses')")
         g.add_argument("--rule", default="",

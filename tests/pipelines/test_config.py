@@ -87,12 +87,12 @@ def test_summary_settings_hold_every_field_and_no_url_credentials():
 
 def test_search_floors_are_the_lowest_scores_a_decision_accepts():
     cos, jac = _config().search_floors()
-    # documents: the alignment clause's cosine (0.7) and the combined clause's Jaccard (0.45) are the
+    # documents: the alignment clause's cosine (0.55) and the combined clause's Jaccard (0.45) are the
     # lowest; units: their thresholds
-    assert (cos["document"], jac["document"]) == (0.7, 0.45) and (cos["paragraph"], jac["paragraph"]) == (0.9, 0.5)
+    assert (cos["document"], jac["document"]) == (0.55, 0.45) and (cos["paragraph"], jac["paragraph"]) == (0.9, 0.5)
     no_alignment = _config("--aligned_threshold", "0")
     assert no_alignment.aligned() == {} and no_alignment.search_floors()[0]["document"] == 0.85
-    assert _config().aligned() == {"document": (0.6, 0.85, 0.7)} and _config().uses_alignment
+    assert _config().aligned() == {"document": (0.65, 0.85, 0.55)} and _config().uses_alignment
     assert not _config("--rule", "jaccard >= 0.5").uses_alignment
     assert _config("--rule", "aligned >= 0.5 and cosine >= 0.8").uses_alignment
     with pytest.raises(ConfigError, match="aligned"):

@@ -45,9 +45,10 @@ def sequence_from_text(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<u4").astype(np.uint32)
 
 
-def align(a, b, max_gap: int = MAX_GAP, max_words: int = MAX_WORDS):
-    """Two word sequences (arrays or lists of hashes) -> (aligned, small_edits), rounded to 6
-    places; (0.0, 0.0) when either is empty; None when either is longer than `max_words`."""
+def align_sides(a, b, max_gap: int = MAX_GAP, max_words: int = MAX_WORDS):
+    """Two word sequences (arrays or lists of hashes) -> (aligned, share of a, share of b): each
+    side's share of words aligned or inside an unaligned run of at most `max_gap` words; (0, 0, 0)
+    when either is empty; None when either is longer than `max_words`."""
     from rapidfuzz.distance import Indel
 
     if max(len(a), len(b)) > max_words:
@@ -55,10 +56,20 @@ def align(a, b, max_gap: int = MAX_GAP, max_words: int = MAX_WORDS):
     a = a.tolist() if isinstance(a, np.ndarray) else list(a)
     b = b.tolist() if isinstance(b, np.ndarray) else list(b)
     if not a or not b:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     ca = cb = 0
     for op in Indel.opcodes(a, b):
         la, lb = op.src_end - op.src_start, op.dest_end - op.dest_start
         if op.tag == "equal" or max(la, lb) <= max_gap:
             ca, cb = ca + la, cb + lb
-    return round(Indel.normalized_similarity(a, b), 6), round(min(ca / len(a), cb / len(b)), 6)
+    return Indel.normalized_similarity(a, b), ca / len(a), cb / len(b)
+
+
+def align(a, b, max_gap: int = MAX_GAP, max_words: int = MAX_WORDS):
+    """Two word sequences (arrays or lists of hashes) -> (aligned, small_edits), rounded to 6
+    places; (0.0, 0.0) when either is empty; None when either is longer than `max_words`."""
+    sides = align_sides(a, b, max_gap, max_words)
+    if sides is None:
+        return None
+    aligned, share_a, share_b = sides
+    return round(aligned, 6), round(min(share_a, share_b), 6)

@@ -34,8 +34,8 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 def decide(cos, jac, cosine_threshold: float, jaccard_threshold: float, margin=None,
            margin_threshold: float = 0.0, combined=None, alignment=None, aligned=None) -> str:
     """The rule that fired, e.g. 'jaccard>=0.5', 'cosine>=0.85', 'jaccard>=0.5 AND cosine>=0.85
-    (margin>=1.1)', 'jaccard>=0.45 WITH cosine>=0.85' (the combined clause), 'aligned>=0.6 WITH
-    small_edits>=0.85 WITH cosine>=0.7' (the alignment clause), or '' (not a duplicate).
+    (margin>=1.1)', 'jaccard>=0.45 WITH cosine>=0.85' (the combined clause), 'aligned>=0.65 WITH
+    small_edits>=0.85 WITH cosine>=0.55' (the alignment clause), or '' (not a duplicate).
     A cosine alone needs margin >= margin_threshold when both are set; `combined`: (jaccard, cosine)
     that decide together, no margin needed (None: no such clause); `aligned`: (aligned, small_edits,
     cosine) thresholds deciding together over `alignment` = (aligned, small_edits) of the pair."""
