@@ -41,10 +41,10 @@ _BOILERPLATE_XPATH = (
 # Chrome that pages mark only by a class or id: a site-wide table of contents or sidebar repeated on
 # every page (Texinfo's `tocframe`, DocBook's and MediaWiki's `toc`, Sphinx's `sphinxsidebar`,
 # WordPress's `sidebar`), navigation bars (Texinfo's `nav_table`, DocBook's `navheader`/`navfooter`),
-# footers that are not <footer> elements, breadcrumbs. Matched per class token or id (readability's "unlikely candidates" idea), not as a
-# substring: "stock" or "protocol" are content. Left in, trafilatura may take such a sidebar for the
-# main content of a page with little text of its own: every section page of LilyPond's manual then
-# "was" the same list of commands.
+# footers that are not <footer> elements, breadcrumbs. Matched per class token or id (readability's
+# "unlikely candidates" idea), not as a substring: "stock" or "protocol" are content. Left in,
+# trafilatura may take such a sidebar for the main content of a page with little text of its own:
+# every section page of LilyPond's manual then "was" the same list of commands.
 _CHROME_TOKEN = re.compile(r"^(toc|tocframe|table-of-contents|sidebar|sphinxsidebar|breadcrumbs?|nav|navbar|"
                            r"navigation|navheader|navfooter|footer)$|^(toc|sidebar|nav|footer)[-_]|"
                            r"[-_](toc|sidebar|nav|footer)$", re.IGNORECASE)
@@ -68,7 +68,7 @@ def _is_chrome(element) -> bool:
 def strip_page_chrome(html: str, marked: bool = True):
     """HTML -> lxml tree without navigation, banners, headers/footers outside the article, scripts,
     and (`marked`) elements whose class or id marks them as a table of contents, sidebar, navigation
-    bar or breadcrumbs."""
+    bar, footer or breadcrumbs."""
     import lxml.html
 
     # XHTML pages (DocBook, many CMS exports) open with <?xml ... encoding="UTF-8"?>: lxml refuses a
