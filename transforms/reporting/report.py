@@ -65,6 +65,18 @@ def read_dead_letters(output: str) -> list[dict]:
     return read_table(output, "dead_letter")
 
 
+def _sources_line(by_source, listed: int = 5):
+    """counts.by_source for the terminal: as it is for a few sources; for more, the totals and only the
+    sources that do not reconcile (summary.json keeps every source)."""
+    if not isinstance(by_source, dict) or len(by_source) <= listed:
+        return by_source
+    off = {k: v for k, v in by_source.items() if not v.get("reconciled")}
+    total = {k: sum(v.get(k, 0) for v in by_source.values()) for k in ("records", "processed", "dead_lettered")}
+    line = (f"{len(by_source)} sources, {total['records']} records = {total['processed']} processed + "
+            f"{total['dead_lettered']} dead-lettered, {len(by_source) - len(off)} reconciled")
+    return line + (f"; NOT reconciled: {dict(list(off.items())[:listed])}" if off else " (per source in summary.json)")
+
+
 def print_run_summary(output: str, top: int = 25) -> None:
     summary = read_summary(output)
     pairs = read_duplicates(output)
@@ -75,7 +87,7 @@ def print_run_summary(output: str, top: int = 25) -> None:
     files = summary.get("input_files") or {}
     if files:
         print("input: " + ", ".join(f"{pattern} ({n} file{'s' if n != 1 else ''})" for pattern, n in files.items()))
-    print("counts: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    print("counts: " + ", ".join(f"{k}={_sources_line(v) if k == 'by_source' else v}" for k, v in counts.items()))
     passages = sum(1 for r in pairs if r.get("relation") == "passage")
     print(f"{len(pairs)} document pairs ({len(pairs) - passages} duplicates, {passages} passage reuse); the "
           f"{min(top, len(pairs))} most similar (document cosine, jaccard, found by, matched units, relation):")
