@@ -100,6 +100,7 @@ def html_to_text(html: str) -> str:
         return ""
     if not tree.text_content().strip():
         return ""
+    _unwrap_source_lines(tree)
     extracted = trafilatura.extract(tree, output_format="txt", include_comments=False,
                                     include_tables=True, favor_recall=True, deduplicate=False) or ""
     text = "\n\n".join(line for line in extracted.splitlines() if line.strip())
@@ -107,6 +108,18 @@ def html_to_text(html: str) -> str:
         return text
     whole = block_text(strip_page_chrome(html, marked=False))
     return whole if len(whole) > len(text) else text
+
+
+def _unwrap_source_lines(tree) -> None:
+    """Line breaks of the HTML source inside a paragraph are spaces to a browser; trafilatura's text
+    output keeps them, and each kept line would become a paragraph here ("Download LilyPond for
+    Windows from" / "Download. The file will" / …). They become spaces, except inside <pre>."""
+    for el in tree.iter():
+        in_pre = any(a.tag == "pre" for a in el.iterancestors())  # where el's tail is
+        if isinstance(el.tag, str) and el.text and "\n" in el.text and not in_pre and el.tag != "pre":
+            el.text = el.text.replace("\n", " ")
+        if el.tail and "\n" in el.tail and not in_pre:
+            el.tail = el.tail.replace("\n", " ")
 
 
 def block_text(root) -> str:

@@ -70,6 +70,16 @@ def test_a_page_with_too_little_main_text_is_its_whole_visible_text():
         _manual_page("<h1>Índice General</h1>").replace("Sección", "Capítulo"))
 
 
+def test_line_breaks_of_the_source_inside_a_paragraph_are_spaces_and_pre_keeps_its_lines():
+    page = ("<html><body><article><h2>1.2 Instalación en Windows</h2><p>Descargue LilyPond para Windows desde\n"
+            "<a href='d.html'>Descargas</a>. El archivo\nserá un ZIP llamado\n<tt>lilypond.zip</tt>.</p>"
+            "<pre>\\relative {\n  c4 d e\n}</pre></article></body></html>")
+    assert clean_text(page).split("\n\n") == [
+        "1.2 Instalación en Windows",
+        "Descargue LilyPond para Windows desde Descargas. El archivo será un ZIP llamado lilypond.zip.",
+        "\\relative {", "c4 d e", "}"]
+
+
 @pytest.mark.slow
 def test_a_poisoned_record_goes_to_dead_letters_and_the_rest_through_in_multi_processing_mode(tmp_path):
     import json
