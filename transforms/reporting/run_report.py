@@ -28,6 +28,12 @@ from transforms.io.sinks import join_path
 
 BINS = 20
 MAX_SHOWN_CHARS = 4000
+MAX_SOURCE_ROWS = 10  # past this many input files the sources table shows a total and the unreconciled ones
+# Settings shown, in this order: what was read, then every clause the decision rule uses.
+SETTINGS = ("input", "input_files", "cosine_threshold", "jaccard_threshold", "combined", "aligned", "knn_floors",
+            "cosine_margin", "duplicate_coverage", "unit_cosine_threshold", "unit_jaccard_threshold",
+            "unit_cosine_margin", "min_passage_chars", "frame_min_docs", "templates", "rule", "unit_rule",
+            "canonical_policy", "embedding", "vector_store", "es_index", "mode", "index_options", "knn", "lsh", "output")
 MIN_RUN_WORDS = 6  # a highlighted shared passage is at least this many consecutive words
 
 STAGES = (  # counts shown in pipeline order: (summary key, label)
@@ -177,6 +183,9 @@ matched units {{ s.match_units|join(", ") }}</p>
 <table id="sources"><thead><tr><th>source</th><th>records</th><th>processed</th><th>dead-lettered</th><th>reconciled</th></tr></thead><tbody>
 {% for src, r in sources %}<tr><td>{{ src }}</td><td class="n">{{ r.records }}</td><td class="n">{{ r.processed }}</td>
 <td class="n">{{ r.dead_lettered }}</td><td>{{ "yes" if r.reconciled else "NO" }}</td></tr>{% endfor %}
+{% if sources_total %}<tr class="total"><th>all {{ sources_total.sources }} sources ({{ sources_total.reconciled }} reconciled{% if sources %}; only the others listed{% endif %})</th>
+<td class="n">{{ sources_total.records }}</td><td class="n">{{ sources_total.processed }}</td>
+<td class="n">{{ sources_total.dead_lettered }}</td><td>{{ "yes" if sources_total.reconciled == sources_total.sources else "NO" }}</td></tr>{% endif %}
 </tbody></table></section>
 
 <section id="distributions"><h2>Score distributions</h2>
@@ -208,6 +217,17 @@ matched, left out of document-level comparison. The {{ templates|length }} most 
 </section>
 </body></html>
 """
+
+
+def _source_rows(by_source: dict, listed: int = MAX_SOURCE_ROWS) -> tuple[list, dict | None]:
+    """(rows shown, total row or None): every source when there are few; past `listed`, the sources
+    that do not reconcile (at most `listed`) and a total row (summary.json keeps every source)."""
+    rows = sorted(by_source.items())
+    if len(rows) <= listed:
+        return rows, None
+    total = {k: sum(v.get(k, 0) for _, v in rows) for k in ("records", "processed", "dead_lettered")}
+    total |= {"sources": len(rows), "reconciled": sum(1 for _, v in rows if v.get("reconciled"))}
+    return [(k, v) for k, v in rows if not v.get("reconciled")][:listed], total
 
 
 def _fmt(x) -> str:
@@ -248,13 +268,12 @@ def render_report(summary: dict, histograms: dict, top_pairs: list[dict], top_gr
         pairs.append({**row, "cosine_s": _fmt(row.get("cosine")), "jaccard_s": _fmt(row.get("jaccard")),
                       "coverage_s": coverage, "html_a": highlight(a, _merge(spans_a)),
                       "html_b": highlight(b, _merge(spans_b))})
-    settings = [(k, json.dumps(summary[k], sort_keys=True) if isinstance(summary[k], (dict, list)) else summary[k])
-                for k in ("input", "input_files", "cosine_threshold", "jaccard_threshold", "unit_cosine_threshold", "unit_jaccard_threshold",
-                          "rule", "unit_rule", "canonical_policy", "vector_store", "es_index", "mode",
-                          "index_options", "knn", "lsh", "output") if k in summary]
+    settings = [(k, json.dumps(summary[k], sort_keys=True) if isinstance(summary[k], (dict, list))
+                 else "–" if summary[k] is None else summary[k]) for k in SETTINGS if k in summary]
+    sources, sources_total = _source_rows(counts.get("by_source") or {})
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(TEMPLATE).render(
-        s=summary, settings=settings, stages=stages, sources=sorted((counts.get("by_source") or {}).items()),
+        s=summary, settings=settings, stages=stages, sources=sources, sources_total=sources_total,
         charts=histogram_svgs(histograms, thresholds), groups=top_groups, pairs=pairs,
         templates=_one_row_per_text(templates))
 

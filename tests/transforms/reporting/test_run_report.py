@@ -75,3 +75,28 @@ def test_report_lists_a_template_line_once_even_with_two_keys():
     rows = [{"key": "a", "text": "7.1. Activar", "documents": 82}, {"key": "b", "text": "7.1. Activar", "documents": 85},
             {"key": "c", "text": "Nota", "documents": 134}]
     assert [(r["text"], r["documents"]) for r in _one_row_per_text(rows)] == [("Nota", 134), ("7.1. Activar", 85)]
+
+
+def test_report_shows_every_decision_clause_and_sums_many_sources():
+    """The settings table names each clause the decision uses (not only the two thresholds), and a
+    run over many files gets a total row plus the files that do not reconcile, not a row per file."""
+    by_source = {f"p{i:03d}.html": {"records": 1, "processed": 1, "dead_lettered": 0, "reconciled": True}
+                 for i in range(127)}
+    by_source["p050.html"] = {"records": 2, "processed": 1, "dead_lettered": 0, "reconciled": False}
+    summary = {"run_id": "r1", "input": "*.html", "model": "m", "signals": ["knn"], "match_units": ["document"],
+               "cosine_threshold": 0.85, "jaccard_threshold": 0.6, "combined": {"jaccard": 0.45, "cosine": 0.8},
+               "aligned": {"aligned": 0.65, "small_edits": 0.85, "cosine": 0.55}, "cosine_margin": 0.02,
+               "duplicate_coverage": 0.5, "templates": {"min_docs": 5, "min_share": 0.02}, "rule": None,
+               "counts": {"documents_read": 128, "by_source": by_source}}
+    page = render_report(summary, {}, [], [], {})
+    import lxml.html
+
+    tree = lxml.html.fromstring(page)
+    settings = {tr.xpath("string(th)"): tr.xpath("string(td)") for tr in tree.xpath('//section[@id="settings"]//tr')}
+    assert json.loads(settings["aligned"]) == summary["aligned"]
+    assert json.loads(settings["combined"]) == summary["combined"]
+    assert settings["cosine_margin"] == "0.02" and settings["rule"] == "–" and "templates" in settings
+    rows = tree.xpath('//table[@id="sources"]/tbody/tr')
+    assert len(rows) == 2 and rows[0].xpath("string(td[1])") == "p050.html"
+    assert [c.text_content() for c in rows[1].xpath("td")] == ["128", "127", "0", "NO"]
+    assert "all 127 sources (126 reconciled" in rows[1].xpath("string(th)")
