@@ -13,7 +13,9 @@ from apache_beam.metrics import Metrics
 
 from transforms.records import DEAD_LETTER_TAG, dead_letter
 
-_HTML_HINT = re.compile(r"<\s*(html|body|div|p|article|section|h[1-6]|br|span|table|ul|li|nav|main|head)\b",
+# A tag: '<' directly followed by the name (as HTML parses it: "< p" is text) and closed by '>'. Text
+# that only names a tag ("[ < HTML ]", a link to a page titled HTML) stays text.
+_HTML_HINT = re.compile(r"</?(html|body|div|p|article|section|h[1-6]|br|span|table|ul|li|nav|main|head)\b[^<>]*>",
                         re.IGNORECASE)
 # C0/C1 control characters except tab and newline (which are whitespace handled below).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

@@ -25,6 +25,15 @@ def test_html_detection_ignores_a_lone_less_than_sign():
     assert not looks_like_html("si a < b y b > c entonces nada")
 
 
+def test_text_that_names_a_tag_is_not_html():
+    """LilyPond's page text links the previous page, titled HTML: "[ < HTML ]". Taken for markup, the
+    page went through the HTML cleaner and its paragraphs were joined into one line."""
+    nav = "[ << lilypond-book ]\n\n[ < HTML ]\n\n[ Subir : Integrar música y texto ]\n\n3.2.4 DocBook\n\nPara insertar > fragmentos"
+    assert not looks_like_html(nav)
+    assert clean_text(nav).count("\n\n") == 4
+    assert looks_like_html("<P class='x'>Hola</P>") and looks_like_html("uno<br/>dos") and looks_like_html("</div>")
+
+
 def test_normalize_unicode_controls_and_whitespace():
     decomposed = "Educacio\u0301n\u00a0 \u200bbásica\x00\x07  para   todos"
     assert normalize_text(decomposed) == "Educación básica para todos"
