@@ -25,9 +25,23 @@ _WHITESPACE = re.compile(r"\s+")
 _PARA_SPLIT = re.compile(r"\n\s*\n")
 
 
+_ANY_TAG = re.compile(r"</?[a-zA-Z][^<>]*>")
+MARKUP_TAGS_PER_1K = 20  # tags per 1,000 characters from which a text with blank-line paragraphs is markup
+
+
 def looks_like_html(text: str) -> bool:
-    """True when the text carries HTML block markup (a page or a fragment), not just a '<' sign."""
-    return bool(_HTML_HINT.search(text[:5000]))
+    """True when the text is HTML (a page or a fragment), not plain text that mentions or quotes it.
+
+    It needs a block tag, and then either starts with markup, has no blank-line paragraphs (markup
+    separates them with tags), or is dense with tags. Plain text quoting an HTML example (LilyPond's
+    "Plantillas de lilypond-book", 2 tags per 1,000 characters in 132 paragraphs; GIMP's page on
+    slicing an image into an HTML table, 11) keeps its paragraphs."""
+    head = text[:5000]
+    if not _HTML_HINT.search(head):
+        return False
+    if head.lstrip().startswith("<") or "\n\n" not in head:
+        return True
+    return len(_ANY_TAG.findall(head)) * 1000 >= MARKUP_TAGS_PER_1K * len(head)
 
 
 # Page chrome removed before extraction. trafilatura alone falls back to the whole page when it

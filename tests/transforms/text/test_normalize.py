@@ -34,6 +34,17 @@ def test_text_that_names_a_tag_is_not_html():
     assert looks_like_html("<P class='x'>Hola</P>") and looks_like_html("uno<br/>dos") and looks_like_html("</div>")
 
 
+def test_plain_text_quoting_an_html_example_keeps_its_paragraphs():
+    """LilyPond's "Plantillas de lilypond-book" page, as text, quotes an HTML template: its
+    paragraphs must stay paragraphs (as HTML, every paragraph of the page was joined into one)."""
+    prose = "\n\n".join(f"Párrafo {i} de la página sobre plantillas, con bastante texto propio." for i in range(12))
+    quoted = prose + "\n\n<html>\n<body>\n<p>Documentos para lilypond-book</p>\n</body>\n</html>\n\n" + prose
+    assert not looks_like_html(quoted)
+    assert clean_text(quoted).count("\n\n") >= 24
+    fragment = "Intro\n\n" + "".join(f"<p>uno {i}</p><p>dos</p>" for i in range(10))
+    assert looks_like_html(fragment)
+
+
 def test_normalize_unicode_controls_and_whitespace():
     decomposed = "Educacio\u0301n\u00a0 \u200bbásica\x00\x07  para   todos"
     assert normalize_text(decomposed) == "Educación básica para todos"
