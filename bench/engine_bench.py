@@ -116,6 +116,24 @@ def table_bytes(out: str, table: str) -> dict[str, bytes]:
     return {str(f.relative_to(out)): f.read_bytes() for f in sorted(Path(out, table).glob("part-*"))}
 
 
+def compare_rows(a: str, b: str, table: str) -> str:
+    """How two runs' rows of `table` compare, apart from `run_id` (it names the input path, and the
+    two runners read copies in different folders): "identical", or which columns differ in how many
+    rows (keyed by the table's id columns)."""
+    from transforms.reporting.report import read_table
+
+    key = {"duplicates": ("doc_a", "doc_b"), "groups": ("group_id",), "unit_matches": ("unit_a", "unit_b")}[table]
+    rows_a, rows_b = ({tuple(r[k] for k in key): r for r in read_table(o, table)} for o in (a, b))
+    if set(rows_a) != set(rows_b):
+        return f"different rows: {len(set(rows_a) ^ set(rows_b))} keys in one run only"
+    differ = {}
+    for k, r in rows_a.items():
+        for col in sorted(set(r) | set(rows_b[k])):
+            if col != "run_id" and r.get(col) != rows_b[k].get(col):
+                differ[col] = differ.get(col, 0) + 1
+    return "identical" if not differ else "same rows; " + ", ".join(f"{c} differs in {n}" for c, n in differ.items())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,2000")
@@ -147,9 +165,10 @@ def main():
         if len(runners) == 2:
             a, b = (os.path.join(tmp, f"out-{r}-{n}") for r in runners)
             row["same_tables"] = {t: table_bytes(a, t) == table_bytes(b, t) for t in ("duplicates", "groups", "unit_matches")}
+            row["rows_apart_from_run_id"] = {t: compare_rows(a, b, t) for t in ("duplicates", "groups", "unit_matches")}
             row["flink_over_direct_wall"] = round(row["flink"]["wall_s"] / row["direct"]["wall_s"], 2)
             row["flink_over_direct_peak"] = round(row["flink"]["peak_mb"] / row["direct"]["peak_mb"], 2)
-            print(f"{n:>6} docs  same tables: {row['same_tables']}  flink/direct wall {row['flink_over_direct_wall']}, "
+            print(f"{n:>6} docs  same tables: {row['same_tables']}  rows: {row['rows_apart_from_run_id']}  flink/direct wall {row['flink_over_direct_wall']}, "
                   f"peak {row['flink_over_direct_peak']}", flush=True)
         results.append(row)
     write_result({"benchmark": "engine", "results": results, "workers": args.workers,

@@ -81,3 +81,9 @@ def test_no_two_pages_of_a_real_manual_clean_to_one_text_unless_they_are_one_tex
     assert all("Free Documentation License" in title or title.endswith("FDL")
                for titles in shared.values() for title in titles), shared
     assert not by_text.get(""), "every page keeps some text"
+    # The same pages as a crawler's text (the JSONL corpus): none may be taken for HTML. Pages linking
+    # a page titled "HTML" ("[ < HTML ]") or quoting an HTML template were, and lost their paragraphs.
+    from transforms.text.normalize import looks_like_html
+
+    taken = [page["title"] for page in pages if looks_like_html(page["text"])]
+    assert not taken, taken
