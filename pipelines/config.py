@@ -123,6 +123,7 @@ class JobConfig:
     aligned_threshold: float
     aligned_small_edits: float
     aligned_cosine: float
+    common_source_cosine: float
     knn_k: int
     knn_num_candidates: int
     knn_exclude_same_document: bool

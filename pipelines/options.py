@@ -184,6 +184,11 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--aligned_cosine", type=float, default=0.55,
                        help="Cosine the alignment clause needs (also the document kNN search floor when lower "
                             "than the other clauses')")
+        g.add_argument("--common_source_cosine", type=float, default=0.55,
+                       help="Two documents that are each a whole-document duplicate of a third, and whose own "
+                            "cosine is at least this, are reported as a duplicate pair (rule 'common source "
+                            "<id>'): differently edited copies of one page can share too little to match "
+                            "directly (0: no such pairs)")
         g.add_argument("--rule", default="",
                        help="Decision rule for document pairs, e.g. 'jaccard >= 0.8 or (cosine >= 0.92 and "
                             "jaccard >= 0.2)' (default: jaccard >= --jaccard_threshold or cosine >= --cosine_threshold with margin, or "
@@ -252,6 +257,8 @@ class DedupOptions(PipelineOptions):
         if not all(0.0 <= x <= 1.0 for x in (self.aligned_threshold, self.aligned_small_edits, self.aligned_cosine)):
             raise ConfigError("--aligned_threshold, --aligned_small_edits and --aligned_cosine must be in [0, 1], got "
                               f"{self.aligned_threshold}, {self.aligned_small_edits}, {self.aligned_cosine}")
+        if not 0.0 <= self.common_source_cosine <= 1.0:
+            raise ConfigError(f"--common_source_cosine must be in [0, 1], got {self.common_source_cosine}")
         if self.cosine_margin < 0 or self.unit_cosine_margin < 0:
             raise ConfigError(f"--cosine_margin and --unit_cosine_margin must be >= 0, got {self.cosine_margin}, "
                               f"{self.unit_cosine_margin}")

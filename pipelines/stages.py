@@ -27,6 +27,7 @@ from transforms.io.ingest import DropDuplicateIds, ReadCorpus
 from transforms.io.sinks import (DUPLICATES_SCHEMA, GROUPS_CURRENT_SCHEMA, GROUPS_SCHEMA, UNIT_MATCHES_SCHEMA,
                                  WriteDeadLetters, WriteTable)
 from transforms.io.bq_sink import WriteRunTable
+from transforms.matching.common_source import CommonSourcePairs
 from transforms.matching.groups import DuplicateGroups
 from transforms.matching.alignment import sequence_to_text
 from transforms.matching.knn import KnnDuplicates
@@ -325,7 +326,11 @@ class ScoreAndRollUp(beam.PTransform):
         rolled = unit_pairs | "RollUp" >> RollUpMatches(
             units=self.vectors, doc_vectors=doc_vectors if with_docs else None,
             doc_signatures=doc_signatures if with_docs else None, duplicate_coverage=cfg.duplicate_coverage)
-        return {"scored": merged["scored"], "documents": rolled["documents"], "units": rolled["units"],
+        documents = rolled["documents"]
+        if with_docs and cfg.common_source_cosine > 0:
+            documents = documents | "CommonSource" >> CommonSourcePairs(
+                doc_vectors, doc_signatures, min_cosine=cfg.common_source_cosine)
+        return {"scored": merged["scored"], "documents": documents, "units": rolled["units"],
                 "frames": framed["frames"]}
 
 
