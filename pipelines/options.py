@@ -188,7 +188,7 @@ class DedupOptions(PipelineOptions):
                        help="Two documents that are each a whole-document duplicate of a third, and whose own "
                             "cosine is at least this, are reported as a duplicate pair (rule 'common source "
                             "<id>'): differently edited copies of one page can share too little to match "
-                            "directly (0: no such pairs)")
+                            "directly (full runs; 0: no such pairs)")
         g.add_argument("--rule", default="",
                        help="Decision rule for document pairs, e.g. 'jaccard >= 0.8 or (cosine >= 0.92 and "
                             "jaccard >= 0.2)' (default: jaccard >= --jaccard_threshold or cosine >= --cosine_threshold with margin, or "

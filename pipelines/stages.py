@@ -327,7 +327,9 @@ class ScoreAndRollUp(beam.PTransform):
             units=self.vectors, doc_vectors=doc_vectors if with_docs else None,
             doc_signatures=doc_signatures if with_docs else None, duplicate_coverage=cfg.duplicate_coverage)
         documents = rolled["documents"]
-        if with_docs and cfg.common_source_cosine > 0:
+        # Full runs only: an incremental run sees only its own documents' pairs, and a pair of two
+        # untouched documents through a new one would outlive that document in the catalogue.
+        if with_docs and cfg.common_source_cosine > 0 and cfg.mode != "incremental":
             documents = documents | "CommonSource" >> CommonSourcePairs(
                 doc_vectors, doc_signatures, min_cosine=cfg.common_source_cosine)
         return {"scored": merged["scored"], "documents": documents, "units": rolled["units"],
