@@ -38,8 +38,9 @@ class DedupOptions(PipelineOptions):
                             "dead_letter/, summary.json, report.html")
         g.add_argument("--output_formats", default="parquet,jsonl",
                        help="File formats of the output tables under --output (parquet, jsonl)")
-        g.add_argument("--rows_per_file", type=int, default=250_000,
-                       help="Rows per output file; tables are sharded and sorted deterministically")
+        g.add_argument("--rows_per_file", type=int, default=50_000,
+                       help="Rows per output file; tables are sharded and sorted deterministically, and one worker "
+                            "holds one file's rows while writing it (the bound on its memory)")
         g.add_argument("--report_top", type=int, default=25,
                        help="Pairs shown side by side in report.html (0: no HTML report)")
         g.add_argument("--bq_output_dataset", default="",

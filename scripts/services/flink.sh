@@ -3,7 +3,7 @@
 # job server, all on 127.0.0.1, from Maven Central jars (scripts/services/flink/pom.xml).
 # Usage: flink.sh install|start|wait|stop|status|endpoint|boot|worker-logs
 # Env: FLINK_TASKMANAGERS (2), FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), FLINK_JOB_PORT (8099;
-#      the artifact and expansion services take the two ports below it), FLINK_TM_PROCESS (2048m),
+#      the artifact and expansion services take the two ports below it), FLINK_TM_PROCESS (2340m),
 #      FLINK_JAVA_HOME (Java 17), SERVICES_DIR.
 #
 # The job runs on it with --runner=PortableRunner --job_endpoint=$(flink.sh endpoint)
@@ -17,7 +17,7 @@ TASKMANAGERS="${FLINK_TASKMANAGERS:-2}"
 REST_PORT="${FLINK_REST_PORT:-8081}"
 RPC_PORT="${FLINK_RPC_PORT:-6123}"
 JOB_PORT="${FLINK_JOB_PORT:-8099}"
-TM_PROCESS="${FLINK_TM_PROCESS:-2048m}"
+TM_PROCESS="${FLINK_TM_PROCESS:-2340m}"
 HOME_DIR="$SERVICES_DIR/flink-$BEAM_FLINK_VERSION"
 LIB="$HOME_DIR/lib"
 CONF="$HOME_DIR/conf"
@@ -70,6 +70,12 @@ taskmanager.numberOfTaskSlots: 1
 taskmanager.memory.process.size: $TM_PROCESS
 taskmanager.memory.network.min: 128m
 taskmanager.memory.network.max: 128m
+# The Beam runner's gRPC channels to the SDK worker (data, state) take direct buffers from the
+# TaskManager's direct-memory limit (framework off-heap + task off-heap + network): at the default
+# 256 MB a 5,000-page job failed ("Cannot reserve 2097152 bytes of direct buffer memory (allocated:
+# 266903362, limit: 268435456)"). 256m of task off-heap makes it 512 MB; the process size above
+# grew by the same amount, so the heap (~590 MB) is unchanged.
+taskmanager.memory.task.off-heap.size: 256m
 # Managed memory is what the batch sorters of GroupByKey get; every operator of the job (~150
 # sorting ones in the default job) shares one slot's: 192m failed a 1,000-page job ("Too little
 # memory provided to sorter").

@@ -178,7 +178,7 @@ class WriteTable(beam.PTransform):
     table's key columns, and sorted inside each shard: no worker holds more than one shard, and the
     same rows give the same files whatever the runner's bundling. Output: written file paths."""
 
-    def __init__(self, output: str, table: str, schema: pa.Schema, *, formats=FORMATS, rows_per_file: int = 250_000):
+    def __init__(self, output: str, table: str, schema: pa.Schema, *, formats=FORMATS, rows_per_file: int = 50_000):
         super().__init__()
         unknown = set(formats) - set(FORMATS)
         if unknown or not formats:
