@@ -108,8 +108,7 @@ class CommonSourcePairs(beam.PTransform):
             cos = g["cosine"][0] if g["cosine"] else None
             jac = g["jaccard"][0] if g.get("jaccard") else None
             out = upgrade(pair, existing, list(g["sources"]), cos, jac, min_cosine)
-            if out and not any(r.get("relation") == "duplicate" for r in existing) \
-                    and out[0].get("relation") == "duplicate":
+            if out != existing:
                 found.inc()
             yield from out
 

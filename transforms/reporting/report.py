@@ -65,15 +65,21 @@ def read_dead_letters(output: str) -> list[dict]:
     return read_table(output, "dead_letter")
 
 
+def source_totals(by_source: dict) -> dict:
+    """counts.by_source -> {"records", "processed", "dead_lettered" summed, "sources", "reconciled" (how many)}."""
+    total = {k: sum(v.get(k, 0) for v in by_source.values()) for k in ("records", "processed", "dead_lettered")}
+    return total | {"sources": len(by_source), "reconciled": sum(1 for v in by_source.values() if v.get("reconciled"))}
+
+
 def _sources_line(by_source, listed: int = 5):
     """counts.by_source for the terminal: as it is for a few sources; for more, the totals and only the
     sources that do not reconcile (summary.json keeps every source)."""
     if not isinstance(by_source, dict) or len(by_source) <= listed:
         return by_source
     off = {k: v for k, v in by_source.items() if not v.get("reconciled")}
-    total = {k: sum(v.get(k, 0) for v in by_source.values()) for k in ("records", "processed", "dead_lettered")}
-    line = (f"{len(by_source)} sources, {total['records']} records = {total['processed']} processed + "
-            f"{total['dead_lettered']} dead-lettered, {len(by_source) - len(off)} reconciled")
+    total = source_totals(by_source)
+    line = (f"{total['sources']} sources, {total['records']} records = {total['processed']} processed + "
+            f"{total['dead_lettered']} dead-lettered, {total['reconciled']} reconciled")
     return line + (f"; NOT reconciled: {dict(list(off.items())[:listed])}" if off else " (per source in summary.json)")
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.io.sinks import join_path
+from transforms.reporting.report import source_totals
 
 BINS = 20
 MAX_SHOWN_CHARS = 4000
@@ -225,9 +226,7 @@ def _source_rows(by_source: dict, listed: int = MAX_SOURCE_ROWS) -> tuple[list, 
     rows = sorted(by_source.items())
     if len(rows) <= listed:
         return rows, None
-    total = {k: sum(v.get(k, 0) for _, v in rows) for k in ("records", "processed", "dead_lettered")}
-    total |= {"sources": len(rows), "reconciled": sum(1 for _, v in rows if v.get("reconciled"))}
-    return [(k, v) for k, v in rows if not v.get("reconciled")][:listed], total
+    return [(k, v) for k, v in rows if not v.get("reconciled")][:listed], source_totals(by_source)
 
 
 def _fmt(x) -> str:
