@@ -343,7 +343,9 @@ def bare_baselines(docs, units, model: str, workers: int, es_url: str, knn_k: in
         client.indices.put_settings(index=index, settings={"index": {"refresh_interval": None}})
         client.indices.refresh(index=index)
         if merge_segments:  # as the job's RefreshIndex does before its searches
-            client.options(request_timeout=3600).indices.forcemerge(index=index, max_num_segments=merge_segments)
+            from transforms.io.elasticsearch_store import force_merge
+            if not force_merge(client, index, merge_segments, timeout_s=1800):
+                raise RuntimeError(f"the force merge of {index} did not finish: timings would not be comparable")
         out["es write"] = time.perf_counter() - start
         cpu1 = elasticsearch_cpu_s()
         out["es_cpu_s"] = {"bulk+merge": _cpu_delta(cpu0, cpu1)}

@@ -33,7 +33,7 @@ OPERATIONAL = frozenset({
     "output", "output_formats", "rows_per_file", "report_top", "bq_output_dataset", "run_date", "run_id",
     "progress_interval", "torch_threads", "device", "es_url", "es_cloud_id", "es_api_key_env",
     "es_api_key_secret", "es_password_secret", "es_username", "es_password_env", "es_ca_certs",
-    "es_verify_certs", "es_batch_size", "es_merge_segments", "recreate_index", "mode", "on_deleted",
+    "es_verify_certs", "es_batch_size", "es_merge_segments", "es_merge_timeout_s", "recreate_index", "mode", "on_deleted",
     "lease_ttl", "wait_for_lease",
 })
 
@@ -110,6 +110,7 @@ class JobConfig:
     es_batch_size: int
     recreate_index: bool
     es_merge_segments: int
+    es_merge_timeout_s: float
     mode: str
     lease_ttl: float
     wait_for_lease: float

@@ -145,6 +145,10 @@ class DedupOptions(PipelineOptions):
                             "each query searches all of them: measured on 26,200 vectors in 8 segments, one "
                             "merge (14.5 s) halved the kNN time (56 -> 29 s); segments grow with the corpus, "
                             "so unmerged kNN time grows with its square")
+        g.add_argument("--es_merge_timeout_s", type=float, default=1800.0,
+                       help="How long a full run waits for that merge; past it the job searches the unmerged "
+                            "index (same results, slower queries) and warns. Elasticsearch starts no merge "
+                            "while its disk is over 95%% full (indices.merge.disk.watermark.high)")
         g.add_argument("--mode", default="full", choices=("full", "incremental"),
                        help="full: every unit is processed into a new index, the alias is swapped at the end; "
                             "incremental: only new and changed units are processed, matched against the whole index")
@@ -269,6 +273,8 @@ class DedupOptions(PipelineOptions):
             raise ConfigError(f"--progress_interval must be >= 0, got {self.progress_interval}")
         if self.lease_ttl <= 0 or self.wait_for_lease < 0:
             raise ConfigError("--lease_ttl must be > 0 and --wait_for_lease >= 0")
+        if self.es_merge_timeout_s <= 0:
+            raise ConfigError(f"--es_merge_timeout_s must be > 0, got {self.es_merge_timeout_s}")
         if self.es_batch_size < 1:
             raise ConfigError(f"--es_batch_size must be >= 1, got {self.es_batch_size}")
         bad_rules = set(cfg.canonical_policy) - set(CANONICAL_POLICIES + ("preferred_url",))

@@ -236,7 +236,8 @@ class IndexVectors(beam.PTransform):
         written = vectors | "WriteVectors" >> WriteToElasticsearch(self.job.es, batch_size=self.job.cfg.es_batch_size)
         changed = ((written.indexed, *self.also) | "AllIndexChanges" >> beam.Flatten()) if self.also else written.indexed
         # A freshly loaded index, merged: every later kNN query searches fewer HNSW graphs.
-        ready = changed | "Refresh" >> RefreshIndex(self.job.es, point=False, merge_segments=self.merge_segments)
+        ready = changed | "Refresh" >> RefreshIndex(self.job.es, point=False, merge_segments=self.merge_segments,
+                                                    merge_timeout_s=self.job.cfg.es_merge_timeout_s)
         return {"indexed": written.indexed, "dead_letter": written.dead_letter, "ready": ready}
 
 

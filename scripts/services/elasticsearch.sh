@@ -90,6 +90,14 @@ with zipfile.ZipFile(sys.argv[1]) as z:
             os.chmod(path, mode)
 PY
   mv "$ES_HOME.tmp/elasticsearch-$ES_VERSION" "$ES_HOME" && rm -rf "$ES_HOME.tmp"
+  log "elasticsearch $ES_VERSION installed in $ES_HOME"
+}
+
+# write_config: the node's settings, rewritten at every start (an installation made by an older
+# script gets today's settings). The disk checks are off: this is a local, single-node server on a
+# disk the machine shares. ES 8.19+ also starts no merge while the disk is over 95% full (or has less
+# than 100 GB free, on a large disk) and a force merge then waits for ever; 1 GB free is its floor here.
+write_config() {
   cat > "$ES_HOME/config/elasticsearch.yml" <<YML
 cluster.name: dedup-local
 node.name: dedup-node-1
@@ -102,10 +110,10 @@ path.logs: $ES_LOGS
 xpack.security.enabled: false
 cluster.routing.allocation.disk.threshold_enabled: false
 action.destructive_requires_name: false
+indices.merge.disk.watermark.high: 1gb
 YML
   mkdir -p "$ES_HOME/config/jvm.options.d"
   printf -- '-Xms%s\n-Xmx%s\n' "$ES_HEAP" "$ES_HEAP" > "$ES_HOME/config/jvm.options.d/heap.options"
-  log "elasticsearch $ES_VERSION installed in $ES_HOME"
 }
 
 start() {
@@ -114,6 +122,7 @@ start() {
   if curl -fsS -o /dev/null --max-time 3 "$URL/_cluster/health" 2>/dev/null; then
     log "an Elasticsearch already answers on $URL; reusing it"; return 0
   fi
+  write_config
   mkdir -p "$ES_DATA" "$ES_LOGS" "$ES_TMP"
   local -a as_user=()
   if is_root; then

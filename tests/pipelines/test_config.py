@@ -76,6 +76,9 @@ def test_config_is_frozen_and_bad_values_are_config_errors():
         _config("--match_units", "sentence", "--units", "document")
     with pytest.raises(ConfigError, match="URL"):
         _config("--es_url", "localhost:9200")
+    with pytest.raises(ConfigError, match="--es_merge_timeout_s"):
+        _config("--es_merge_timeout_s", "0")
+    assert _config("--es_merge_timeout_s", "60").es_merge_timeout_s == 60.0
 
 
 def test_summary_settings_hold_every_field_and_no_url_credentials():

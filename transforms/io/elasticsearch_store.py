@@ -15,9 +15,11 @@ import dataclasses
 import hashlib
 import logging
 import time
+import warnings
 from typing import Optional
 
 import apache_beam as beam
+from elasticsearch.exceptions import GeneralAvailabilityWarning
 
 from transforms.io.elasticsearch import BulkWrite, EsConnection, check_connection
 from transforms.records import ConfigError, as_list
@@ -264,19 +266,23 @@ class RefreshIndex(beam.PTransform):
 
     `merge_segments` > 0: the index is then force-merged to at most that many segments (a fresh,
     bulk-loaded index, read-only from here on: each segment holds its own HNSW graph and a kNN query
-    searches every one, so fewer segments make every later query cheaper).
+    searches every one, so fewer segments make every later query cheaper). The merge is an
+    optimisation: past `merge_timeout_s` the job goes on with the unmerged index (same results,
+    slower queries) and warns; the merge goes on in the cluster.
     """
 
-    def __init__(self, config: EsConfig, point: bool = True, merge_segments: int = 0):
+    def __init__(self, config: EsConfig, point: bool = True, merge_segments: int = 0,
+                 merge_timeout_s: float = 1800.0):
         super().__init__()
         self.config = config
         self.point = point
         self.merge_segments = merge_segments
+        self.merge_timeout_s = merge_timeout_s
 
     def expand(self, written):
         config = self.config
 
-        point, merge_segments = self.point, self.merge_segments
+        point, merge_segments, merge_timeout_s = self.point, self.merge_segments, self.merge_timeout_s
 
         def refresh(count: int) -> int:
             client = config.client()
@@ -286,13 +292,7 @@ class RefreshIndex(beam.PTransform):
                     client.indices.put_settings(index=physical, settings={"index": {"refresh_interval": None}})
                     client.indices.refresh(index=physical)
                     if merge_segments > 0:
-                        started = time.monotonic()
-                        # A merge of a large index takes minutes: a long timeout, no retry mid-merge.
-                        client.options(request_timeout=3600, max_retries=0).indices.forcemerge(
-                            index=physical, max_num_segments=merge_segments)
-                        client.indices.refresh(index=physical)
-                        _LOG.info("force-merged %s to %d segment(s) in %.1f s", physical, merge_segments,
-                                  time.monotonic() - started)
+                        force_merge(client, physical, merge_segments, merge_timeout_s)
                     if point:
                         replaced = point_alias(client, config.index, physical)
                         if replaced:
@@ -304,6 +304,50 @@ class RefreshIndex(beam.PTransform):
         return (written
                 | "CountWritten" >> beam.combiners.Count.Globally()
                 | "Refresh" >> beam.Map(refresh))
+
+
+def force_merge(client, index: str, max_segments: int, timeout_s: float, poll_s: float = 30.0) -> bool:
+    """Force-merges `index` to at most `max_segments` segments, waiting at most `timeout_s` seconds.
+    Returns True when the merge finished (the index is then refreshed), False when the wait ran out:
+    the merge goes on in the cluster, the caller goes on with the unmerged index. The merge runs as a
+    task (no HTTP request held open for its length) and the wait polls it.
+
+    Elasticsearch 8.19+ starts no merge while its disk is fuller than `indices.merge.disk.watermark.high`
+    (95%, or less than 100 GB free): the merge then waits for disk space, which the warning says.
+    The task API is a technical preview in 8.x; it is the only way to follow a merge without holding
+    a request open for hours."""
+    started = time.monotonic()
+    task = client.indices.forcemerge(index=index, max_num_segments=max_segments, wait_for_completion=False)["task"]
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GeneralAvailabilityWarning)
+            status = client.tasks.get(task_id=task)
+        elapsed = time.monotonic() - started
+        if status.get("completed"):
+            if status.get("error"):
+                raise RuntimeError(f"force merge of {index} failed: {status['error']}")
+            client.indices.refresh(index=index)
+            _LOG.info("force-merged %s to %d segment(s) in %.1f s", index, max_segments, elapsed)
+            return True
+        if elapsed >= timeout_s:
+            _LOG.warning("force merge of %s to %d segment(s) not finished after %.0f s; searching the unmerged "
+                         "index (same results, slower kNN queries). %s", index, max_segments, timeout_s,
+                         _merge_hint(client))
+            return False
+        # Polls 0.5 s, 1 s, 2 s, ... apart, at most poll_s: a short merge costs little wait.
+        time.sleep(min(poll_s, max(0.5, elapsed), timeout_s - elapsed + 0.01))
+
+
+def _merge_hint(client) -> str:
+    """Why a merge may be waiting: the fullest data disk of the cluster's nodes, if readable."""
+    try:
+        nodes = client.nodes.stats(metric="fs")["nodes"].values()
+        used = max(1 - n["fs"]["total"]["available_in_bytes"] / n["fs"]["total"]["total_in_bytes"] for n in nodes)
+        free_gb = min(n["fs"]["total"]["available_in_bytes"] for n in nodes) / 2**30
+    except Exception:  # a hint only: a user without monitor privileges still gets the warning
+        return ""
+    return (f"The fullest node's disk is {used:.0%} used ({free_gb:.1f} GB free): Elasticsearch starts no merge "
+            f"above indices.merge.disk.watermark.high (default 95%, or under 100 GB free).")
 
 
 class PointAlias(beam.PTransform):
