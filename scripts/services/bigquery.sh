@@ -30,8 +30,9 @@ install() {
 }
 
 start() {
-  install
   if pid_alive "$NAME"; then log "bigquery emulator already running ($URL)"; wait_ready; return; fi
+  refuse_foreign "bigquery emulator" "$URL/healthz" BQ_REST_PORT
+  install
   local gcs_root; gcs_root="$(bash "$(dirname "${BASH_SOURCE[0]}")/gcs.sh" root)"
   log "starting bigquery emulator on $URL (grpc 127.0.0.1:$BQ_GRPC_PORT, project $BQ_PROJECT)"
   HOME="$BQ_HOME" BQEMU_GCS_LOCAL_ROOT="$gcs_root" STORAGE_EMULATOR_HOST="http://127.0.0.1:${GCS_PORT:-9023}" \

@@ -19,8 +19,9 @@ install() {
 }
 
 start() {
-  install
   if pid_alive "$NAME"; then log "gcs emulator already running ($URL)"; wait_ready; return; fi
+  refuse_foreign "gcs emulator" "$URL/storage/v1/b?project=test-project" GCS_PORT
+  install
   mkdir -p "$DATA"
   log "starting gcs emulator on $URL (data: $DATA)"
   # Objects are stored on disk under the working directory's .cloudstorage/.

@@ -15,6 +15,19 @@ pid_alive() {
   [[ -f "$f" ]] && kill -0 "$(cat "$f")" 2>/dev/null
 }
 
+# refuse_foreign NAME URL PORT_VARIABLE: exits 1 if a server this checkout did not start answers on
+# URL. The GCS and BigQuery emulators share files on disk (BigQuery loads the GCS emulator's files
+# by path), so another checkout's emulator on the port would take our writes into its folder and
+# our loads would find nothing ("No files found that match the pattern").
+refuse_foreign() {
+  local name="$1" url="$2" var="$3"
+  if curl -fsS -o /dev/null --max-time 3 "$url" 2>/dev/null; then
+    log "$name: a server this checkout did not start already answers on $url (another checkout's, or one"
+    log "  whose pid file was lost). Stop it (make services-stop in its checkout) or set $var to another port."
+    exit 1
+  fi
+}
+
 # wait_http NAME URL TIMEOUT_S -> waits until URL answers 2xx; prints the log tail on failure.
 wait_http() {
   local name="$1" url="$2" timeout="$3" start=$SECONDS
