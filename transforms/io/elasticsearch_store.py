@@ -19,6 +19,7 @@ import warnings
 from typing import Optional
 
 import apache_beam as beam
+from elasticsearch import ApiError, TransportError
 from elasticsearch.exceptions import GeneralAvailabilityWarning
 
 from transforms.io.elasticsearch import BulkWrite, EsConnection, check_connection
@@ -344,7 +345,8 @@ def _merge_hint(client) -> str:
         nodes = client.nodes.stats(metric="fs")["nodes"].values()
         used = max(1 - n["fs"]["total"]["available_in_bytes"] / n["fs"]["total"]["total_in_bytes"] for n in nodes)
         free_gb = min(n["fs"]["total"]["available_in_bytes"] for n in nodes) / 2**30
-    except Exception:  # a hint only: a user without monitor privileges still gets the warning
+    except (ApiError, TransportError, KeyError, ZeroDivisionError):  # a hint only: without monitor
+        # privileges, or with an odd answer, the warning goes out without it
         return ""
     return (f"The fullest node's disk is {used:.0%} used ({free_gb:.1f} GB free): Elasticsearch starts no merge "
             f"above indices.merge.disk.watermark.high (default 95%, or under 100 GB free).")

@@ -188,12 +188,12 @@ class FastTokenizer:
 
         self._path, self.model_max_length = path, max_length
         self._lock = threading.Lock()
-        self._by_length: dict = {}  # max_length or None -> a Tokenizer set up for it (settings are per object)
         base = Tokenizer.from_file(path)
-        padding = base.padding or {}
-        self.pad_token_id = padding.get("pad_id") if padding else base.token_to_id("[PAD]")
-        if self.pad_token_id is None:
-            self.pad_token_id = base.token_to_id("<pad>") or 0
+        self.pad_token_id = next((i for i in ((base.padding or {}).get("pad_id"), base.token_to_id("[PAD]"),
+                                              base.token_to_id("<pad>")) if i is not None), 0)
+        base.no_padding()
+        base.no_truncation()
+        self._by_length = {None: base}  # max_length (None: no truncation) -> a Tokenizer set up for it
 
     @classmethod
     def load(cls, source: str) -> Optional["FastTokenizer"]:
@@ -209,23 +209,20 @@ class FastTokenizer:
         return cls(path, min(max_length, 10**6))
 
     def _tokenizer(self, max_length: Optional[int]):
+        """The tokenizer truncating at `max_length` (truncation is a setting of the object: one per length)."""
         with self._lock:
-            tok = self._by_length.get(max_length)
-            if tok is None:
+            if max_length not in self._by_length:
                 from tokenizers import Tokenizer
 
                 tok = Tokenizer.from_file(self._path)
                 tok.no_padding()
-                if max_length:
-                    tok.enable_truncation(max_length)
-                else:
-                    tok.no_truncation()
+                tok.enable_truncation(max_length)
                 self._by_length[max_length] = tok
-            return tok
+            return self._by_length[max_length]
 
     def __call__(self, texts, add_special_tokens: bool = True, truncation: bool = False,
                  max_length: Optional[int] = None, return_offsets_mapping: bool = False, padding: bool = False,
-                 verbose: bool = False, **_) -> dict:
+                 verbose: bool = False) -> dict:
         if padding:
             raise ValueError("FastTokenizer pads nothing: the encoder pads per width itself")
         single = isinstance(texts, str)
