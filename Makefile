@@ -17,7 +17,12 @@ ENGINE_SIZES ?= 1000,2000
 # job server at FLINK_ENDPOINT: the unchanged job through Beam's portable runner).
 RUNNER ?= direct
 FLINK_ENDPOINT ?= localhost:8099
-FLINK_PARALLELISM ?= 2
+# The local cluster's layout (scripts/services/flink.sh): TaskManager JVMs, task slots in each. Each slot
+# of a TaskManager gets its own Python SDK worker (--sdk_worker_parallelism). On one machine
+# FLINK_TASKMANAGERS=1 FLINK_SLOTS=2 gives the same parallelism with one JVM less (README, "Flink").
+export FLINK_TASKMANAGERS ?= 2
+export FLINK_SLOTS ?= 1
+FLINK_PARALLELISM ?= $(shell echo $$(($(FLINK_TASKMANAGERS) * $(FLINK_SLOTS))))
 SVC := scripts/services
 # shq: one shell word, quoted (a glob in INPUT reaches the job as a pattern, never expanded by the shell)
 shq = '$(subst ','\'',$(1))'
@@ -58,14 +63,14 @@ bq-start: gcs-start ## Install and start the BigQuery emulator
 	@bash $(SVC)/bigquery.sh start
 bq-stop: ## Stop the BigQuery emulator
 	@bash $(SVC)/bigquery.sh stop
-flink-start: ## Install and start a local Flink 1.19 cluster (2 TaskManagers) and Beam's Flink job server
+flink-start: ## Install and start a local Flink 1.19 cluster (FLINK_TASKMANAGERS=2 x FLINK_SLOTS=1) and Beam's Flink job server
 	@bash $(SVC)/flink.sh start
 flink-stop: ## Stop the local Flink cluster and job server
 	@bash $(SVC)/flink.sh stop
 
 ifeq ($(RUNNER),flink)
 RUNNER_ARGS := --runner=PortableRunner --job_endpoint=$(FLINK_ENDPOINT) --environment_type=PROCESS \
-  --environment_cache_millis=60000 --parallelism=$(FLINK_PARALLELISM)
+  --environment_cache_millis=60000 --parallelism=$(FLINK_PARALLELISM) --sdk_worker_parallelism=$(FLINK_SLOTS)
 RUNNER_NEEDS := $(if $(filter localhost:8099,$(FLINK_ENDPOINT)),flink-start,)
 else ifeq ($(RUNNER),direct)
 RUNNER_ARGS :=

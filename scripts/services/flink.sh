@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A Flink 1.19 session cluster (one JobManager, two TaskManagers, each its own JVM) and Beam's Flink
 # job server, all on 127.0.0.1, from Maven Central jars (scripts/services/flink/pom.xml).
-# Usage: flink.sh install|start|wait|stop|status|endpoint|boot|worker-logs
-# Env: FLINK_TASKMANAGERS (2), FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), FLINK_JOB_PORT (8099;
-#      the artifact and expansion services take the two ports below it), FLINK_TM_PROCESS (2340m),
+# Usage: flink.sh install|start|wait|stop|status|endpoint|boot|worker-logs|conf DIR
+# Env: FLINK_TASKMANAGERS (2), FLINK_SLOTS (task slots per TaskManager, 1), FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), FLINK_JOB_PORT (8099;
+#      the artifact and expansion services take the two ports below it), FLINK_TM_PROCESS (2340m for
+#      one slot, 1324m more per further slot),
 #      FLINK_JAVA_HOME (Java 17), SERVICES_DIR.
 #
 # The job runs on it with --runner=PortableRunner --job_endpoint=$(flink.sh endpoint)
@@ -17,7 +18,11 @@ TASKMANAGERS="${FLINK_TASKMANAGERS:-2}"
 REST_PORT="${FLINK_REST_PORT:-8081}"
 RPC_PORT="${FLINK_RPC_PORT:-6123}"
 JOB_PORT="${FLINK_JOB_PORT:-8099}"
-TM_PROCESS="${FLINK_TM_PROCESS:-2340m}"
+SLOTS="${FLINK_SLOTS:-1}"
+[[ "$TASKMANAGERS" =~ ^[1-9][0-9]*$ && "$SLOTS" =~ ^[1-9][0-9]*$ ]] \
+  || { echo "FLINK_TASKMANAGERS and FLINK_SLOTS must be positive integers" >&2; exit 2; }
+# Per slot: 768m managed memory, 256m task off-heap and ~300m of heap and JVM overhead (render_conf).
+TM_PROCESS="${FLINK_TM_PROCESS:-$((2340 + (SLOTS - 1) * 1324))m}"
 HOME_DIR="$SERVICES_DIR/flink-$BEAM_FLINK_VERSION"
 LIB="$HOME_DIR/lib"
 CONF="$HOME_DIR/conf"
@@ -52,7 +57,21 @@ install() {
 
 write_conf() {
   mkdir -p "$CONF" "$HOME_DIR/tmp" "$HOME_DIR/artifacts" "$HOME_DIR/log"
-  cat > "$CONF/flink-conf.yaml" <<EOF
+  render_conf > "$CONF/flink-conf.yaml"
+}
+
+# conf DIR: writes the flink-conf.yaml this layout (FLINK_TASKMANAGERS, FLINK_SLOTS, ...) would use into
+# DIR and prints the TaskManager JVM options Flink derives from it (an installed job server needed);
+# the running cluster's own configuration is not touched.
+conf() {
+  [[ -n "${1:-}" ]] || { echo "usage: $0 conf DIR" >&2; exit 2; }
+  [[ -f "$LIB/.complete" ]] || { log "not installed: run $0 install first"; exit 1; }
+  mkdir -p "$1" && render_conf > "$1/flink-conf.yaml"
+  CONF="$1" memory_params "$(classpath)" GET_TM_RESOURCE_PARAMS | sed -n 1p
+}
+
+render_conf() {
+  cat <<EOF
 # Written by scripts/services/flink.sh; every address is loopback.
 jobmanager.rpc.address: 127.0.0.1
 jobmanager.rpc.port: $RPC_PORT
@@ -66,27 +85,27 @@ rest.bind-address: 127.0.0.1
 rest.port: $REST_PORT
 taskmanager.host: 127.0.0.1
 taskmanager.bind-host: 127.0.0.1
-taskmanager.numberOfTaskSlots: 1
+taskmanager.numberOfTaskSlots: $SLOTS
 taskmanager.memory.process.size: $TM_PROCESS
 taskmanager.memory.network.min: 128m
 taskmanager.memory.network.max: 128m
 # The Beam runner's gRPC channels to the SDK worker (data, state) take direct buffers from the
 # TaskManager's direct-memory limit (framework off-heap + task off-heap + network): at the default
 # 256 MB a 5,000-page job failed ("Cannot reserve 2097152 bytes of direct buffer memory (allocated:
-# 266903362, limit: 268435456)"). 256m of task off-heap makes it 512 MB; the process size above
-# grew by the same amount, so the heap (~590 MB) is unchanged.
-taskmanager.memory.task.off-heap.size: 256m
-# Managed memory is what the batch sorters of GroupByKey get; every operator of the job (~150
-# sorting ones in the default job) shares one slot's: 192m failed a 1,000-page job ("Too little
-# memory provided to sorter").
-taskmanager.memory.managed.size: 768m
+# 266903362, limit: 268435456)"). 256m of task off-heap per slot (per SDK worker) makes it 512 MB for
+# one slot; the process size above grows by the same amount, so the heap (~590 MB) is unchanged.
+taskmanager.memory.task.off-heap.size: $((SLOTS * 256))m
+# Managed memory is what the batch sorters of GroupByKey get, split evenly between the slots; every
+# operator of the job (~150 sorting ones in the default job) shares one slot's: 192m failed a
+# 1,000-page job ("Too little memory provided to sorter"). 768m per slot.
+taskmanager.memory.managed.size: $((SLOTS * 768))m
 taskmanager.network.sort-shuffle.min-buffers: 64
 cluster.evenly-spread-out-slots: true
 # Beam's runner classes come from the cluster's classpath, not from each job's jar: only then does the
 # runner keep an SDK worker process alive between the tasks of a job (it tears the environment down
 # after every task when its classes live in a job class loader: a Python start per task).
 classloader.resolve-order: parent-first
-parallelism.default: $TASKMANAGERS
+parallelism.default: $((TASKMANAGERS * SLOTS))
 io.tmp.dirs: $HOME_DIR/tmp
 # The SDK workers keep every core busy while they embed: the JVMs' RPCs (task deployment, heartbeats)
 # then wait for CPU. Flink's 10 s ask timeout failed a 1,000-page job on 2 cores ("Ask timed out ...
@@ -103,6 +122,15 @@ taskmanager.data.port: 0
 metrics.internal.query-service.port: 0
 EOF
 }
+
+# Garbage collection, for memory (measured with bench/engine_bench.py, 2,000 pages):
+# - the JobManager and the job server are idle for most of a job (their heaps fill when a job is
+#   translated, submitted and archived); G1 with a periodic collection and a low free-heap ratio hands
+#   the unused heap back to the system between those moments (Flink's -Xms = -Xmx is lifted for it);
+# - the TaskManagers only move bytes between the SDK workers and the sorters: the serial collector
+#   keeps a smaller footprint than G1 (no remembered sets, no concurrent threads).
+IDLE_JVM="${FLINK_IDLE_JVM_OPTS:--XX:+UseG1GC -Xms64m -XX:G1PeriodicGCInterval=10000 -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30}"
+TM_JVM="${FLINK_TM_JVM_OPTS:--XX:+UseSerialGC}"
 
 # classpath: Flink's runtime and Beam's Flink runner (the job server's and the cluster's).
 classpath() { find "$LIB" -name '*.jar' | sort | paste -sd: -; }
@@ -132,25 +160,25 @@ memory_params() {
 start() {
   install
   local cp; cp="$(classpath)"
-  log "starting flink 1.19 (1 JobManager, $TASKMANAGERS TaskManagers) on $REST and the Beam job server on 127.0.0.1:$JOB_PORT"
+  log "starting flink 1.19 (1 JobManager, $TASKMANAGERS TaskManagers of $SLOTS slots) on $REST and the Beam job server on 127.0.0.1:$JOB_PORT"
   # The JVM limits and memory settings Flink derives from jobmanager/taskmanager.memory.process.size
   # (what Flink's own jobmanager.sh and taskmanager.sh do with BashJavaUtils).
   local params jvm_opts dynamic
   params="$(memory_params "$cp" GET_JM_RESOURCE_PARAMS)"
   jvm_opts="$(sed -n 1p <<< "$params")"; dynamic="$(sed -n 2p <<< "$params")"
   # shellcheck disable=SC2086  # $dynamic is a list of "-D key=value" words
-  launch flink-jobmanager org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint "$jvm_opts" "$cp" \
+  launch flink-jobmanager org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint "$jvm_opts $IDLE_JVM" "$cp" \
     --configDir "$CONF" $dynamic
   params="$(memory_params "$cp" GET_TM_RESOURCE_PARAMS)"
   jvm_opts="$(sed -n 1p <<< "$params")"; dynamic="$(sed -n 2p <<< "$params")"
   for i in $(seq 1 "$TASKMANAGERS"); do
     # shellcheck disable=SC2086  # $dynamic is a list of "-D key=value" words
-    launch "flink-taskmanager$i" org.apache.flink.runtime.taskexecutor.TaskManagerRunner "$jvm_opts" "$cp" \
+    launch "flink-taskmanager$i" org.apache.flink.runtime.taskexecutor.TaskManagerRunner "$jvm_opts $TM_JVM" "$cp" \
       --configDir "$CONF" -D taskmanager.resource-id="tm$i" $dynamic
   done
   # The job server Java-serialises the whole translated job graph to submit it: with a 512 MB heap the
   # default job (a few steps more: WriteRunState) ran out there ("Java heap space", job FAILED in CI).
-  launch flink-jobserver org.apache.beam.runners.flink.FlinkJobServerDriver -Xmx1g "$cp" \
+  launch flink-jobserver org.apache.beam.runners.flink.FlinkJobServerDriver "-Xmx1g $IDLE_JVM" "$cp" \
     --flink-master="127.0.0.1:$REST_PORT" --flink-conf-dir="$CONF" --job-host=127.0.0.1 --job-port="$JOB_PORT" \
     --artifact-port="$((JOB_PORT - 1))" --expansion-port="$((JOB_PORT - 2))" --artifacts-dir="$HOME_DIR/artifacts"
   sleep 2  # the pid files are written by the launched shells
@@ -180,7 +208,8 @@ wait_ready() {
 
 stop() {
   stop_pid flink-jobserver
-  for i in $(seq 1 "$TASKMANAGERS"); do stop_pid "flink-taskmanager$i"; done
+  # every TaskManager this folder started, whatever FLINK_TASKMANAGERS says now
+  local f; for f in "$SERVICES_DIR"/flink-taskmanager*.pid; do [[ -e "$f" ]] && stop_pid "$(basename "$f" .pid)"; done
   stop_pid flink-jobmanager
 }
 
@@ -201,5 +230,6 @@ case "${1:-}" in
   endpoint) echo "localhost:$JOB_PORT" ;;
   boot) echo "$REPO_ROOT/scripts/flink-sdk-boot" ;;
   worker-logs) echo "$HOME_DIR/log/workers" ;;
-  *) echo "usage: $0 install|start|wait|stop|status|endpoint|boot|worker-logs" >&2; exit 2 ;;
+  conf) conf "${2:-}" ;;
+  *) echo "usage: $0 install|start|wait|stop|status|endpoint|boot|worker-logs|conf DIR" >&2; exit 2 ;;
 esac
