@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _results import write_result  # noqa: E402
-from pipeline_bench import corpus, pss_and_parents  # noqa: E402
+from pipeline_bench import corpus, pss_and_parents, quality  # noqa: E402
 from prep_bench import fetch_pages  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,18 +55,24 @@ def tree_pss(roots: dict[str, int]) -> dict[str, int]:
 
 
 class Sampler(threading.Thread):
-    """Peak of the summed PSS of the process trees in `roots` (a callable: name -> pid)."""
+    """Peak of the summed PSS of the process trees in `roots` (a callable: name -> pid), when it
+    happened (seconds from the start) and a timeline of {process: MB} every `every` seconds."""
 
-    def __init__(self, roots, interval: float = 0.2):
+    def __init__(self, roots, interval: float = 0.2, every: float = 10.0):
         super().__init__(daemon=True)
-        self.roots, self.interval = roots, interval
-        self.peak, self.at_peak, self.stopped = 0, {}, threading.Event()
+        self.roots, self.interval, self.every = roots, interval, every
+        self.peak, self.at_peak, self.peak_s, self.stopped = 0, {}, 0.0, threading.Event()
+        self.timeline: list[dict] = []
 
     def run(self):
+        start = time.perf_counter()
         while not self.stopped.is_set():
             per = tree_pss(self.roots())
+            now = time.perf_counter() - start
             if sum(per.values()) > self.peak:
-                self.peak, self.at_peak = sum(per.values()), per
+                self.peak, self.at_peak, self.peak_s = sum(per.values()), per, now
+            if not self.timeline or now - self.timeline[-1]["t"] >= self.every:
+                self.timeline.append({"t": round(now), **{k: round(v / 2**20) for k, v in per.items()}})
             time.sleep(self.interval)
 
     def stop(self) -> int:
@@ -80,7 +86,7 @@ def flink_pids() -> dict[str, int]:
             if (SERVICES_DIR / f"{name}.pid").exists()}
 
 
-def run_job(runner: str, inp: str, out: str, es_url: str, workers: int) -> dict:
+def run_job(runner: str, inp: str, out: str, es_url: str, workers: int, flink_args: tuple = ()) -> dict:
     index = f"bench-engine-{uuid.uuid4().hex[:6]}"
     argv = [sys.executable, "-m", "pipelines.dedup", "--input", inp, "--output", out, "--es_url", es_url,
             "--es_index", index, "--report_top", "0"]
@@ -89,7 +95,7 @@ def run_job(runner: str, inp: str, out: str, es_url: str, workers: int) -> dict:
     else:
         endpoint = subprocess.run(["bash", str(FLINK), "endpoint"], capture_output=True, text=True).stdout.strip()
         argv += ["--runner=PortableRunner", f"--job_endpoint={endpoint}", "--environment_type=PROCESS",
-                 "--environment_cache_millis=60000", f"--parallelism={workers}"]
+                 "--environment_cache_millis=60000", f"--parallelism={workers}", *flink_args]
     idle = sum(tree_pss(flink_pids()).values()) if runner == "flink" else 0
     log = open(f"{out}.log", "w")
     start = time.perf_counter()
@@ -109,6 +115,7 @@ def run_job(runner: str, inp: str, out: str, es_url: str, workers: int) -> dict:
     summary = json.loads(Path(out, "summary.json").read_text())
     return {"wall_s": round(wall, 1), "peak_mb": round(peak / 2**20), "idle_cluster_mb": round(idle / 2**20),
             "peak_by_process_mb": {k: round(v / 2**20) for k, v in sampler.at_peak.items()},
+            "peak_at_s": round(sampler.peak_s), "timeline_mb": sampler.timeline,
             "duplicate_pairs": summary["counts"]["duplicate_pairs"], "units": summary["counts"]["units"]}
 
 
@@ -141,6 +148,9 @@ def main():
     ap.add_argument("--workers", type=int, default=2, help="DirectRunner workers and Flink parallelism")
     ap.add_argument("--es_url", default="http://127.0.0.1:9200")
     ap.add_argument("--out", default="")
+    ap.add_argument("--flink_args", default="",
+                    help="More job arguments for the Flink runs, e.g. '--sdk_worker_parallelism=2 --disable_metrics=true' "
+                         "(the cluster's layout comes from FLINK_TASKMANAGERS and FLINK_SLOTS)")
     args = ap.parse_args()
     runners = args.runners.split(",")
     if "flink" in runners:
@@ -150,14 +160,16 @@ def main():
     results = []
     for n in (int(s) for s in args.sizes.split(",")):
         inp = os.path.join(tmp, f"corpus-{n}.jsonl")
+        docs = corpus(pages, n)
         with open(inp, "w", encoding="utf-8") as f:
-            for d in corpus(pages, n):
+            for d in docs:
                 f.write(json.dumps(d, ensure_ascii=False) + "\n")
         row = {"docs": n}
         for runner in runners:
             out = os.path.join(tmp, f"out-{runner}-{n}")
-            res = run_job(runner, inp, out, args.es_url, args.workers)
+            res = run_job(runner, inp, out, args.es_url, args.workers, tuple(args.flink_args.split()))
             res["docs_per_s"] = round(n / res["wall_s"], 2)
+            res["quality"] = quality(out, docs)
             row[runner] = res
             print(f"{n:>6} docs  {runner:<6} wall {res['wall_s']:>7.1f} s  {res['docs_per_s']:>6.2f} docs/s  "
                   f"peak {res['peak_mb']:>6} MB (cluster idle {res['idle_cluster_mb']} MB)  "
@@ -171,7 +183,9 @@ def main():
             print(f"{n:>6} docs  same tables: {row['same_tables']}  rows: {row['rows_apart_from_run_id']}  flink/direct wall {row['flink_over_direct_wall']}, "
                   f"peak {row['flink_over_direct_peak']}", flush=True)
         results.append(row)
-    write_result({"benchmark": "engine", "results": results, "workers": args.workers,
+    layout = {"taskmanagers": int(os.environ.get("FLINK_TASKMANAGERS", 2)), "slots": int(os.environ.get("FLINK_SLOTS", 1)),
+              "flink_args": args.flink_args}
+    write_result({"benchmark": "engine", "results": results, "workers": args.workers, "flink_layout": layout,
                   "note": "one run per size and runner on a shared 2-core machine: upper bounds"}, args.out)
 
 

@@ -4,7 +4,7 @@
 # Usage: flink.sh install|start|wait|stop|status|endpoint|boot|worker-logs|conf DIR
 # Env: FLINK_TASKMANAGERS (2), FLINK_SLOTS (task slots per TaskManager, 1), FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), FLINK_JOB_PORT (8099;
 #      the artifact and expansion services take the two ports below it), FLINK_TM_PROCESS (2340m for
-#      one slot, 1324m more per further slot),
+#      one slot, 1630m more per further slot),
 #      FLINK_JAVA_HOME (Java 17), SERVICES_DIR.
 #
 # The job runs on it with --runner=PortableRunner --job_endpoint=$(flink.sh endpoint)
@@ -21,8 +21,11 @@ JOB_PORT="${FLINK_JOB_PORT:-8099}"
 SLOTS="${FLINK_SLOTS:-1}"
 [[ "$TASKMANAGERS" =~ ^[1-9][0-9]*$ && "$SLOTS" =~ ^[1-9][0-9]*$ ]] \
   || { echo "FLINK_TASKMANAGERS and FLINK_SLOTS must be positive integers" >&2; exit 2; }
-# Per slot: 768m managed memory, 256m task off-heap and ~300m of heap and JVM overhead (render_conf).
-TM_PROCESS="${FLINK_TM_PROCESS:-$((2340 + (SLOTS - 1) * 1324))m}"
+# Per slot: 768m managed memory, 256m task off-heap, 442m task heap and their share of the JVM
+# overhead (render_conf). With 300m instead of 1,630m per further slot, a TaskManager of two slots
+# (773 MB heap for both) ran out of heap at 20,000 pages (java.lang.OutOfMemoryError in a gRPC thread
+# receiving an SDK worker's output).
+TM_PROCESS="${FLINK_TM_PROCESS:-$((2340 + (SLOTS - 1) * 1630))m}"
 HOME_DIR="$SERVICES_DIR/flink-$BEAM_FLINK_VERSION"
 LIB="$HOME_DIR/lib"
 CONF="$HOME_DIR/conf"
@@ -120,6 +123,9 @@ blob.server.port: 0
 taskmanager.rpc.port: 0
 taskmanager.data.port: 0
 metrics.internal.query-service.port: 0
+# An exception no thread catches (a gRPC thread of the SDK worker's data plane) ends the process
+# instead of leaving a task waiting for data that will not come: the job fails, naming it.
+cluster.uncaught-exception-handling: FAIL
 EOF
 }
 
@@ -130,7 +136,9 @@ EOF
 # - the TaskManagers only move bytes between the SDK workers and the sorters: the serial collector
 #   keeps a smaller footprint than G1 (no remembered sets, no concurrent threads).
 IDLE_JVM="${FLINK_IDLE_JVM_OPTS:--XX:+UseG1GC -Xms64m -XX:G1PeriodicGCInterval=10000 -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30}"
-TM_JVM="${FLINK_TM_JVM_OPTS:--XX:+UseSerialGC}"
+# - a TaskManager that runs out of memory exits: a gRPC thread's OutOfMemoryError is otherwise only
+#   logged, the SDK worker's data stream breaks, and the job hangs without failing (seen at 20,000 pages).
+TM_JVM="${FLINK_TM_JVM_OPTS:--XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError}"
 
 # classpath: Flink's runtime and Beam's Flink runner (the job server's and the cluster's).
 classpath() { find "$LIB" -name '*.jar' | sort | paste -sd: -; }
