@@ -2,10 +2,11 @@
 # A Flink 1.19 session cluster (one JobManager, two TaskManagers, each its own JVM) and Beam's Flink
 # job server, all on 127.0.0.1, from Maven Central jars (scripts/services/flink/pom.xml).
 # Usage: flink.sh install|start|wait|stop|status|endpoint|boot|worker-logs|conf DIR
-# Env: FLINK_TASKMANAGERS (2), FLINK_SLOTS (task slots per TaskManager, 1), FLINK_REST_PORT (8081), FLINK_RPC_PORT (6123), FLINK_JOB_PORT (8099;
-#      the artifact and expansion services take the two ports below it), FLINK_TM_PROCESS (2340m for
-#      one slot, 1630m more per further slot),
-#      FLINK_JAVA_HOME (Java 17), SERVICES_DIR.
+# Env: FLINK_TASKMANAGERS (2), FLINK_SLOTS (task slots per TaskManager, 1), FLINK_REST_PORT (8081),
+#      FLINK_RPC_PORT (6123), FLINK_JOB_PORT (8099; the artifact and expansion services take the two
+#      ports below it), FLINK_TM_PROCESS (2340m for one slot, 1630m more per further slot),
+#      FLINK_TM_JVM_OPTS and FLINK_IDLE_JVM_OPTS (collector settings, below), FLINK_JAVA_HOME (Java 17),
+#      SERVICES_DIR.
 #
 # The job runs on it with --runner=PortableRunner --job_endpoint=$(flink.sh endpoint)
 # --environment_type=PROCESS --environment_config='{"command": "<repo>/scripts/flink-sdk-boot"}':
