@@ -62,3 +62,13 @@ def test_process_environment_defaults_to_this_repository_and_interpreter():
     assert not default_process_environment(given)
     assert json.loads(given.view_as(PortableOptions).environment_config) == {"command": "/opt/boot"}
     assert not default_process_environment(PipelineOptions(["--environment_type=LOOPBACK"]))
+
+
+def test_workers_share_one_scratch_folder_beside_their_logs(tmp_path, monkeypatch):
+    """Not a fresh temporary folder per worker: those piled up in /tmp, one per worker ever started."""
+    from pipelines.process_worker import scratch_folder
+
+    monkeypatch.setenv("NEAR_DUP_WORKER_LOGS", str(tmp_path / "logs"))
+    first, second = scratch_folder(), scratch_folder()
+    assert first == second == str(tmp_path / "logs" / "scratch") and os.path.isdir(first)
+    assert os.listdir(tmp_path) == ["logs"]
