@@ -56,20 +56,24 @@ def worker_environment(info, worker_id: str, semi_persistent_dir: str) -> dict[s
     return env
 
 
+def worker_folder(*parts: str) -> str:
+    """The SDK workers' folder (or one inside it), created: $NEAR_DUP_WORKER_LOGS or <tmp>/near-dup-workers."""
+    folder = os.path.join(os.environ.get("NEAR_DUP_WORKER_LOGS") or os.path.join(tempfile.gettempdir(),
+                                                                                  "near-dup-workers"), *parts)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
 def worker_log_path() -> str:
     """Where this worker process writes its output (the folder is created)."""
-    folder = os.environ.get("NEAR_DUP_WORKER_LOGS") or os.path.join(tempfile.gettempdir(), "near-dup-workers")
-    os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, f"sdk-worker-{os.getpid()}.log")
+    return os.path.join(worker_folder(), f"sdk-worker-{os.getpid()}.log")
 
 
 def scratch_folder() -> str:
     """The SDK workers' semi-persistent folder: one, shared, beside their logs (created). The worker
     writes nothing there when nothing is staged (the job stages nothing); a fresh temporary folder per
     worker left one empty folder in /tmp for every worker ever started (98 after a day's runs)."""
-    folder = os.path.join(os.path.dirname(worker_log_path()), "scratch")
-    os.makedirs(folder, exist_ok=True)
-    return folder
+    return worker_folder("scratch")
 
 
 def redirect_output(path: str) -> None:
