@@ -166,7 +166,25 @@ memory_params() {
   grep '^BASH_JAVA_UTILS_EXEC_RESULT:' <<< "$out" | tail -n 2 | sed 's/^BASH_JAVA_UTILS_EXEC_RESULT://'
 }
 
+# running_layout: "TASKMANAGERS SLOTS" of the cluster this folder started, if its JobManager runs: the
+# TaskManagers whose pid is alive, and the slots of the configuration it was started with.
+running_layout() {
+  pid_alive flink-jobmanager || return 1
+  local f n=0 slots
+  for f in "$SERVICES_DIR"/flink-taskmanager*.pid; do [[ -e "$f" ]] && pid_alive "$(basename "$f" .pid)" && n=$((n + 1)); done
+  slots="$(sed -n 's/^taskmanager.numberOfTaskSlots: *//p' "$CONF/flink-conf.yaml" 2>/dev/null)"
+  echo "$n ${slots:-?}"
+}
+
 start() {
+  # A running cluster of another layout is not reused (its parallelism and memory are not what was
+  # asked for) and its configuration is not rewritten under it.
+  local running
+  if running="$(running_layout)" && [[ "$running" != "$TASKMANAGERS $SLOTS" ]]; then
+    log "a Flink cluster of ${running% *} TaskManager(s) of ${running#* } slot(s) is running here, not the" \
+        "$TASKMANAGERS of $SLOTS asked for (FLINK_TASKMANAGERS, FLINK_SLOTS): stop it first (make flink-stop)"
+    exit 2
+  fi
   install
   local cp; cp="$(classpath)"
   log "starting flink 1.19 (1 JobManager, $TASKMANAGERS TaskManagers of $SLOTS slots) on $REST and the Beam job server on 127.0.0.1:$JOB_PORT"

@@ -23,10 +23,10 @@ DEMO = REPO / "demo" / "corpus.jsonl"
 SERVICES_DIR = Path(os.environ.get("SERVICES_DIR", REPO / ".services"))
 
 
-def _flink(*args):
+def _flink(*args, **env):
     import subprocess
     return subprocess.run(["bash", str(REPO / "scripts" / "services" / "flink.sh"), *args],
-                          capture_output=True, text=True, cwd=REPO)
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, **env})
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,20 @@ def worker_parents(job_name) -> dict[int, int]:
 
 def taskmanager_pids() -> set[int]:
     return {int(p.read_text()) for p in SERVICES_DIR.glob("flink-taskmanager*.pid")}
+
+
+def test_a_running_cluster_of_another_layout_is_refused_not_reused(flink_endpoint):
+    """`flink.sh start` asked for another layout than the running cluster's: exit 2, cluster and config untouched."""
+    conf = next(SERVICES_DIR.glob("flink-*/conf/flink-conf.yaml"))
+    before = conf.read_bytes()
+    slots = int(re.search(rb"^taskmanager.numberOfTaskSlots: (\d+)$", before, re.M).group(1))
+    taskmanagers = len(taskmanager_pids())
+    for variable, value in (("FLINK_SLOTS", slots + 1), ("FLINK_TASKMANAGERS", taskmanagers + 1)):
+        refused = _flink("start", **{"FLINK_SLOTS": str(slots), "FLINK_TASKMANAGERS": str(taskmanagers), variable: str(value)})
+        assert refused.returncode == 2 and "stop it first (make flink-stop)" in refused.stderr, refused.stderr
+    assert conf.read_bytes() == before and _flink("status").stdout.strip() == "running"
+    again = _flink("start", FLINK_SLOTS=str(slots), FLINK_TASKMANAGERS=str(taskmanagers))  # the same layout: reused
+    assert again.returncode == 0 and "already running" in again.stderr
 
 
 def test_demo_on_flink_gives_the_direct_runners_tables_index_and_counts(flink_endpoint, es_url, es_client, tmp_path):
