@@ -143,7 +143,7 @@ class RssSampler(threading.Thread):
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             return "gone"
-        return "sdk worker" if "sdk_worker_main" in cmd or "pipelines.sdk_worker" in cmd else cmd[:60]
+        return "sdk worker" if "sdk_worker_main" in cmd else cmd[:60]
 
     @staticmethod
     def tree_pss() -> dict:

@@ -11,8 +11,7 @@ for machines where the job's virtualenv already holds the code (nothing staged i
 3. sends its own and the worker's stdout/stderr to `$NEAR_DUP_WORKER_LOGS/sdk-worker-<pid>.log`
    (default: `<tmp>/near-dup-workers`): the engine discards a PROCESS worker's output, so a worker
    that dies before it reaches the runner's logging service would otherwise leave no trace;
-4. replaces itself with that worker (`pipelines.sdk_worker`: Beam's `sdk_worker_main` with small
-   data-plane messages), in the same interpreter.
+4. replaces itself with that worker, in the same interpreter.
 
 `scripts/flink-sdk-boot` is the executable wrapper the runner is pointed at.
 """
@@ -24,8 +23,7 @@ import os
 import sys
 import tempfile
 
-# Beam's sdk_worker_main with small data-plane messages (see pipelines/sdk_worker.py).
-_WORKER_MAIN = "pipelines.sdk_worker"
+_WORKER_MAIN = "apache_beam.runners.worker.sdk_worker_main"
 
 
 def provision_info(endpoint: str, worker_id: str, timeout_s: float = 60.0):
