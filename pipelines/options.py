@@ -297,6 +297,22 @@ class DedupOptions(PipelineOptions):
         cfg.es_config()
 
 
+class FlinkBatchOptions(PipelineOptions):
+    """Options of Beam's Flink runner that the Python SDK does not declare; sent to the job server
+    with the others (a Python-side declaration is what lets the job accept them)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--execution_mode_for_batch", default=None,
+            choices=("PIPELINED", "PIPELINED_FORCED", "BATCH", "BATCH_FORCED"),
+            help="Flink's data exchange mode for a batch job (Flink runner only; default PIPELINED). "
+                 "BATCH_FORCED writes every exchange out before it is read, so a job of more partitions "
+                 "(--parallelism) than task slots runs a few at a time: Beam's Flink runner makes a "
+                 "partition one bundle, and a bundle's output is held between the SDK worker and the "
+                 "TaskManager until the bundle ends (README, Flink)")
+
+
 # --- the command line: help, refusal of unknown arguments, input files -------------------------------
 
 class _HelpFormatter(argparse.HelpFormatter):

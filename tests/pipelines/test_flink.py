@@ -73,6 +73,28 @@ def taskmanager_pids() -> set[int]:
     return {int(p.read_text()) for p in SERVICES_DIR.glob("flink-taskmanager*.pid")}
 
 
+def test_more_partitions_than_slots_run_a_few_at_a_time_in_batch_forced_mode(flink_endpoint, tmp_path):
+    """--execution_mode_for_batch=BATCH_FORCED reaches Flink: a job of twice as many partitions as the
+    cluster has slots completes (in the default PIPELINED mode it waits for slots that never come)."""
+    import pipelines.options  # noqa: F401  (declares --execution_mode_for_batch)
+
+    conf = next(SERVICES_DIR.glob("flink-*/conf/flink-conf.yaml")).read_text()
+    slots = int(re.search(r"^parallelism.default: (\d+)$", conf, re.M).group(1))
+    options = PipelineOptions(flink_args(flink_endpoint, f"near-dup-forced-{uuid.uuid4().hex[:8]}")
+                              + [f"--parallelism={2 * slots}", "--execution_mode_for_batch=BATCH_FORCED"])
+    assert default_process_environment(options)
+    pipeline = beam.Pipeline(options=options)
+    _ = (pipeline | beam.Create([(i % 7, i) for i in range(1000)]) | beam.GroupByKey()
+         | beam.MapTuple(lambda k, v: f"{k},{sum(v)}") | beam.io.WriteToText(str(tmp_path / "out")))
+    result = pipeline.run()
+    try:
+        assert result.wait_until_finish(duration=240_000) == "DONE"
+    finally:
+        close_job_streams(result)
+    rows = sorted(line for f in tmp_path.glob("out*") for line in f.read_text().splitlines())
+    assert rows == sorted(f"{k},{sum(range(k, 1000, 7))}" for k in range(7))
+
+
 def test_a_running_cluster_of_another_layout_is_refused_not_reused(flink_endpoint):
     """`flink.sh start` asked for another layout than the running cluster's: exit 2, cluster and config untouched."""
     conf = next(SERVICES_DIR.glob("flink-*/conf/flink-conf.yaml"))

@@ -72,3 +72,21 @@ def test_workers_share_one_scratch_folder_beside_their_logs(tmp_path, monkeypatc
     first, second = scratch_folder(), scratch_folder()
     assert first == second == str(tmp_path / "logs" / "scratch") and os.path.isdir(first)
     assert os.listdir(tmp_path) == ["logs"]
+
+
+def test_flinks_batch_execution_mode_is_accepted_and_sent_to_the_job_server():
+    """--execution_mode_for_batch is a Java runner option: declared here so the job accepts it, and
+    encoded with the others into what the job server reads; a value Flink does not know is refused."""
+    import pytest
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    from pipelines.options import check_arguments, unknown_arguments
+
+    check_arguments(["--execution_mode_for_batch=BATCH_FORCED", "--parallelism=8"])
+    options = PipelineOptions(["--runner=PortableRunner", "--execution_mode_for_batch=BATCH_FORCED"])
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    assert encoded["beam:option:execution_mode_for_batch:v1"] == "BATCH_FORCED"
+    assert "beam:option:execution_mode_for_batch:v1" not in JobServiceHandle.encode_pipeline_options(
+        PipelineOptions(["--runner=PortableRunner"]).get_all_options())  # unset: Flink's default
+    with pytest.raises(SystemExit):
+        unknown_arguments(["--execution_mode_for_batch=FAST"])
