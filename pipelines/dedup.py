@@ -315,6 +315,14 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
     return result
 
 
+TASKMANAGER_LOST = (
+    "hint: a Flink TaskManager ended during the job; its log (.services/flink-taskmanager*.log on the local "
+    "cluster) says why. 'Terminating due to java.lang.OutOfMemoryError' there means one partition's output "
+    "outgrew the TaskManager's heap (Beam's Flink runner holds a partition's whole output until it is done): "
+    "give the job more partitions than slots, e.g. --parallelism=8 --execution_mode_for_batch=BATCH_FORCED "
+    "(README, 'Running on Flink').")
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "-h" in argv or "--help" in argv:
@@ -332,6 +340,10 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # the engine's failure, with the worker's traceback: kept, and explained
+        if "TaskManager" in str(exc) and "no longer reachable" in str(exc):
+            print(TASKMANAGER_LOST, file=sys.stderr)
+        raise
     print_run_summary(PipelineOptions(argv).view_as(DedupOptions).output)
     return 0
 

@@ -180,6 +180,29 @@ def test_a_job_that_fails_while_it_is_built_leaves_no_temp_folder(tmp_path, monk
     assert not list(tmp_path.glob("beam-pipeline-temp*"))
 
 
+def test_a_lost_taskmanager_fails_the_run_with_a_hint(monkeypatch, capsys):
+    """The engine's error is re-raised as it came; when a TaskManager died, the launcher says where to look."""
+    import pipelines.dedup as dedup
+
+    def lost(argv):
+        raise RuntimeError("Pipeline BeamApp-x failed in state FAILED: org.apache.flink.runtime.jobmaster."
+                           "JobMasterException: TaskManager with id tm1 is no longer reachable.")
+
+    monkeypatch.setattr(dedup, "run", lost)
+    with pytest.raises(RuntimeError, match="no longer reachable"):
+        main(["--input", "x", "--output", "y"])
+    err = capsys.readouterr().err
+    assert "flink-taskmanager" in err and "--execution_mode_for_batch=BATCH_FORCED" in err
+
+    def worker_error(argv):
+        raise RuntimeError("Pipeline failed: ValueError: record 3 is poisoned")
+
+    monkeypatch.setattr(dedup, "run", worker_error)
+    with pytest.raises(RuntimeError, match="poisoned"):
+        main(["--input", "x", "--output", "y"])
+    assert "hint" not in capsys.readouterr().err
+
+
 def test_bigquery_output_tables_are_replaced_per_run(bigquery_emulator, gcs_bucket, bq_endpoints, tmp_path, monkeypatch):
     """FILE_LOADS into the BigQuery emulator (staged on the GCS emulator); a re-run replaces its rows."""
     from google.cloud import bigquery
