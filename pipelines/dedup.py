@@ -317,10 +317,10 @@ def run(argv=None) -> "beam.runners.runner.PipelineResult":
 
 TASKMANAGER_LOST = (
     "hint: a Flink TaskManager ended during the job; its log (.services/flink-taskmanager*.log on the local "
-    "cluster) says why. 'Terminating due to java.lang.OutOfMemoryError' there means one partition's output "
-    "outgrew the TaskManager's heap (Beam's Flink runner holds a partition's whole output until it is done): "
-    "give the job more partitions than slots, e.g. --parallelism=8 --execution_mode_for_batch=BATCH_FORCED "
-    "(README, 'Running on Flink').")
+    "cluster) says why. 'Terminating due to java.lang.OutOfMemoryError' there means its heap was too small for "
+    "this job: Beam's Flink runner holds a partition's whole output until the partition is done, and keeps "
+    "every task's stage description for the life of the SDK worker. Give the TaskManagers more memory "
+    "(make flink-stop; FLINK_TM_PROCESS=4000m make flink-start) and see README, 'Running on Flink'.")
 
 
 def main(argv=None) -> int:

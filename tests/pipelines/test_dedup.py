@@ -192,7 +192,7 @@ def test_a_lost_taskmanager_fails_the_run_with_a_hint(monkeypatch, capsys):
     with pytest.raises(RuntimeError, match="no longer reachable"):
         main(["--input", "x", "--output", "y"])
     err = capsys.readouterr().err
-    assert "flink-taskmanager" in err and "--execution_mode_for_batch=BATCH_FORCED" in err
+    assert "flink-taskmanager" in err and "FLINK_TM_PROCESS=" in err
 
     def worker_error(argv):
         raise RuntimeError("Pipeline failed: ValueError: record 3 is poisoned")
