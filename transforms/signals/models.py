@@ -79,6 +79,11 @@ def copy_gcs_model(uri: str, cache_root: Optional[str] = None) -> str:
     return local
 
 
+def looks_like_path(spec: str) -> bool:
+    """A model spec that names a local folder, not a Hub name ('org/name' or 'name')."""
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1
+
+
 def resolve_model_source(spec: str) -> str:
     """Model spec -> what SentenceTransformer() should load (a local path, or a Hub name)."""
     packaged = packaged_model_dir(spec)
@@ -88,7 +93,7 @@ def resolve_model_source(spec: str) -> str:
         return copy_gcs_model(spec)
     if os.path.isdir(spec):
         return spec
-    if spec.startswith((".", "/")) or os.sep in spec and spec.count("/") > 1:
+    if looks_like_path(spec):
         raise FileNotFoundError(f"model directory not found: {spec}")
     return spec  # a Hub name such as 'sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2'
 
@@ -118,11 +123,11 @@ def check_model(spec: str) -> None:
         if not any(os.path.exists(os.path.join(spec, f)) for f in ("modules.json", "config.json")):
             raise ValueError(f"--model {spec}: the directory holds no modules.json or config.json; {hint}")
         return
-    if spec.startswith((".", "/", "~")) or os.path.exists(spec) or spec.count("/") > 1:
+    if looks_like_path(spec) or os.path.exists(spec):
         raise ValueError(f"--model {spec}: no such model directory; {hint}")
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import constants, try_to_load_from_cache
 
+    if constants.HF_HUB_OFFLINE:
         names = [spec] if "/" in spec else [spec, f"sentence-transformers/{spec}"]
         if not any(isinstance(try_to_load_from_cache(n, "config.json"), str) for n in names):
             raise ValueError(f"--model {spec}: a Hugging Face Hub name that is not in the local cache, and "
