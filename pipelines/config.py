@@ -124,6 +124,9 @@ class JobConfig:
     aligned_threshold: float
     aligned_small_edits: float
     aligned_cosine: float
+    containment_threshold: float
+    containment_cosine: float
+    containment_min_shingles: int
     common_source_cosine: float
     knn_k: int
     knn_num_candidates: int
@@ -212,6 +215,13 @@ class JobConfig:
             return {}
         return {"document": (self.aligned_threshold, self.aligned_small_edits, self.aligned_cosine)}
 
+    def contained(self) -> dict:
+        """{unit_type: (containment, cosine, shared shingles)} of the containment clause (passage reuse of two
+        documents; {} when off or documents are not matched). A --rule replaces it."""
+        if not (self.containment_threshold > 0 and self.containment_cosine > 0) or "document" not in self.match_units:
+            return {}
+        return {"document": (self.containment_threshold, self.containment_cosine, self.containment_min_shingles)}
+
     @property
     def uses_alignment(self) -> bool:
         """Whether document pairs need their word-sequence alignment (the clause, or a rule naming it)."""
@@ -227,6 +237,8 @@ class JobConfig:
             cos[kind], jac[kind] = min(cos[kind], c_cos), min(jac[kind], c_jac)
         for kind, (_, _, a_cos) in self.aligned().items():
             cos[kind] = min(cos[kind], a_cos)
+        for kind, (_, c_cos, _) in self.contained().items():
+            cos[kind] = min(cos[kind], c_cos)
         return cos, jac
 
     def rules(self) -> dict:

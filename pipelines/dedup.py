@@ -224,6 +224,8 @@ def summary_settings(job: Job, mode: str, input_files: dict | None) -> dict:
             "combined": {"jaccard": cfg.combined_jaccard, "cosine": cfg.combined_cosine},
             "aligned": {"aligned": cfg.aligned_threshold, "small_edits": cfg.aligned_small_edits,
                         "cosine": cfg.aligned_cosine} if cfg.aligned() else None,
+            "containment": {"containment": cfg.containment_threshold, "cosine": cfg.containment_cosine,
+                            "min_shingles": cfg.containment_min_shingles} if cfg.contained() else None,
             "common_source_cosine": cfg.common_source_cosine or None,
             "knn_floors": job.min_cosine,
             "min_passage_chars": cfg.min_passage_chars, "frame_min_docs": cfg.frame_min_docs,

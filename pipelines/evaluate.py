@@ -31,12 +31,13 @@ from transforms.reporting.report import read_duplicates
 
 
 def read_gold(path: str) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], str]]:
-    """Gold TSV -> (positives, labelled negatives), each {(id_a, id_b) ordered: kind}."""
+    """Gold TSV (id_a, id_b, kind or level[, is_duplicate]) -> (positives, labelled negatives), each
+    {(id_a, id_b) ordered: kind}."""
     positives, negatives = {}, {}
     with open(path, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
             target = negatives if str(row.get("is_duplicate", "1")).strip() == "0" else positives
-            target[ordered_pair(row["id_a"], row["id_b"])] = row["kind"]
+            target[ordered_pair(row["id_a"], row["id_b"])] = row["kind"] if "kind" in row else row["level"]
     return positives, negatives
 
 
@@ -362,11 +363,15 @@ def main(argv=None) -> int:
     parser.add_argument("--duplicates", required=True, help="duplicates/ directory (Parquet) of a run")
     parser.add_argument("--gold", required=True, help="gold pairs TSV (id_a, id_b, kind)")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+    parser.add_argument("--only_with", default="",
+                        help="score only pairs with a document whose id starts with this (gold that labels "
+                             "pairs with a source only, e.g. Clough-Stevenson's orig_: every other such pair is false)")
     parser.add_argument("--recall_only", action="store_true",
                         help="print recall per kind only (perturbation suites: the corpus's own duplicates "
                              "are unlabelled, so precision is not meaningful)")
     args = parser.parse_args(argv)
-    found = {ordered_pair(r["doc_a"], r["doc_b"]) for r in read_duplicates(args.duplicates)}
+    found = {ordered_pair(r["doc_a"], r["doc_b"]) for r in read_duplicates(args.duplicates)
+             if not args.only_with or r["doc_a"].startswith(args.only_with) or r["doc_b"].startswith(args.only_with)}
     positives, negatives = read_gold(args.gold)
     scores = score_pairs(found, positives, negatives)
     if args.json:

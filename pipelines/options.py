@@ -189,6 +189,17 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--aligned_cosine", type=float, default=0.55,
                        help="Cosine the alignment clause needs (also the document kNN search floor when lower "
                             "than the other clauses')")
+        g.add_argument("--containment_threshold", type=float, default=0.25,
+                       help="Document pairs where at least this share of the smaller one's shingles occur in the "
+                            "other, AND cosine >= --containment_cosine, are passage reuse (relation 'passage', "
+                            "coverage = each side's share): a passage copied whole into a longer page, whose "
+                            "Jaccard falls with the page's length. Never a whole-document duplicate, so it chains "
+                            "no group (0: no such clause)")
+        g.add_argument("--containment_cosine", type=float, default=0.55,
+                       help="Cosine the containment clause needs")
+        g.add_argument("--containment_min_shingles", type=int, default=20,
+                       help="Shingles the two documents of the containment clause must share (about the "
+                            "copied passage's length in words): a navigation line in a short page is no passage"),
         g.add_argument("--common_source_cosine", type=float, default=0.55,
                        help="Two documents that are each a whole-document duplicate of a third, and whose own "
                             "cosine is at least this, are reported as a duplicate pair (rule 'common source "
@@ -262,6 +273,11 @@ class DedupOptions(PipelineOptions):
         if not all(0.0 <= x <= 1.0 for x in (self.aligned_threshold, self.aligned_small_edits, self.aligned_cosine)):
             raise ConfigError("--aligned_threshold, --aligned_small_edits and --aligned_cosine must be in [0, 1], got "
                               f"{self.aligned_threshold}, {self.aligned_small_edits}, {self.aligned_cosine}")
+        if self.containment_min_shingles < 0:
+            raise ConfigError(f"--containment_min_shingles must be >= 0, got {self.containment_min_shingles}")
+        if not (0.0 <= self.containment_threshold <= 1.0 and 0.0 <= self.containment_cosine <= 1.0):
+            raise ConfigError("--containment_threshold and --containment_cosine must be in [0, 1], got "
+                              f"{self.containment_threshold}, {self.containment_cosine}")
         if not 0.0 <= self.common_source_cosine <= 1.0:
             raise ConfigError(f"--common_source_cosine must be in [0, 1], got {self.common_source_cosine}")
         if self.cosine_margin < 0 or self.unit_cosine_margin < 0:

@@ -316,7 +316,7 @@ class ScoreAndRollUp(beam.PTransform):
             vectors=self.vectors, signatures=self.signatures, cosine_threshold=cos_t, jaccard_threshold=jac_t,
             rules=cfg.rules(), neighbourhood=self.neighbourhood,
             margin_threshold=cfg.margins(), combined=cfg.combined(),
-            tokens=self.tokens if cfg.uses_alignment else None, aligned=cfg.aligned())
+            tokens=self.tokens if cfg.uses_alignment else None, aligned=cfg.aligned(), contained=cfg.contained())
         # A passage matching units of as many documents as a template paragraph is a template frame.
         framed = merged["pairs"] | "DropFramePassages" >> DropFramePassages(cfg.frame_min_docs, with_frames=True)
         unit_pairs = framed["rows"]

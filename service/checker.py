@@ -40,12 +40,12 @@ from transforms.io.elasticsearch_store import EsConfig, alias_target, pairs_inde
 from transforms.io.neighbourhood_store import read_neighbourhoods
 from transforms.io.run_state import read_run_state
 from transforms.matching.knn import floor_of, knn_query, read_knn_result
-from transforms.matching.merge import score_pair
+from transforms.matching.merge import overlap, score_pair
 from transforms.matching.alignment import align, sequence_from_text
-from transforms.matching.rollup import roll_up
+from transforms.matching.rollup import roll_up, with_shares
 from transforms.signals.embed import SentenceTransformerHandler
 from transforms.signals.lsh import shingles_from_text, sign_unit
-from transforms.signals.minhash import MinHasher, exact_jaccard
+from transforms.signals.minhash import MinHasher, shingle_overlap
 from transforms.text.language import detect_language
 from transforms.text.normalize import clean_text, looks_like_html
 from transforms.text.units import content_hash, is_matchable, split_units
@@ -310,7 +310,7 @@ class DraftChecker:
         self._local.neighbourhoods = (0, 0, 0)
         phase = time.monotonic()
         # 3. both scores, the margin and the rule for each candidate (MergeSignals' decision).
-        margin_t, combined, aligned = cfg.margins(), cfg.combined(), cfg.aligned()
+        margin_t, combined, aligned, contained = cfg.margins(), cfg.combined(), cfg.aligned(), cfg.contained()
         rules, with_alignment = cfg.rules(), cfg.uses_alignment
         kept = []
         for (uid, other), methods in sorted(candidates.items()):
@@ -321,7 +321,8 @@ class DraftChecker:
             kind = unit["unit_type"]
             if s["unit_type"] != kind or (kind != "document" and s["doc_id"] == draft_id):
                 continue
-            jac = exact_jaccard(unit["ids"], s["ids"]) if unit["ids"].size and s["ids"].size else None
+            jac, containment, shared = (overlap(unit["ids"], s["ids"]) if unit["ids"].size and s["ids"].size
+                                        else (None, None, None))
             mean = (around[uid] + around[other]) / 2.0 if uid in around and other in around else None
             alignment = None
             if with_alignment and kind == "document" and unit.get("tokens") is not None and s.get("tokens") is not None:
@@ -329,7 +330,8 @@ class DraftChecker:
             cos, jac, margin, rule = score_pair(kind, float(np.dot(vec, s["vector"])), jac, mean,
                                                 cosine_threshold=cos_t, jaccard_threshold=jac_t,
                                                 rules=rules, margin_threshold=margin_t, combined=combined,
-                                                alignment=alignment, aligned=aligned)
+                                                alignment=alignment, aligned=aligned, containment=containment,
+                                                contained=contained, shared=shared)
             if rule:
                 kept.append({"unit": unit, "stored": s, "cosine": cos, "jaccard": jac, "margin": margin,
                              "aligned": alignment[0] if alignment else None,
@@ -452,7 +454,11 @@ class DraftChecker:
             if draft_doc is not None and stored_doc is not None:
                 cos = round(float(np.dot(draft_doc[1], stored_doc["vector"])), 6)
                 if draft_doc[0]["ids"].size and stored_doc["ids"].size:
-                    jac = round(float(exact_jaccard(draft_doc[0]["ids"], stored_doc["ids"])), 6)
+                    a_ids, b_ids = ((draft_doc[0]["ids"], stored_doc["ids"]) if draft_first
+                                    else (stored_doc["ids"], draft_doc[0]["ids"]))
+                    jac, share_a, share_b = shingle_overlap(a_ids, b_ids)
+                    jac = round(float(jac), 6)
+                    row = with_shares(row, (share_a, share_b), cfg.duplicate_coverage)
             side_d, side_o = ("a", "b") if draft_first else ("b", "a")
             out.append({
                 "doc_id": other, "title": (stored_doc or {}).get("title"), "url": (stored_doc or {}).get("url"),

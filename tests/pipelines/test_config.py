@@ -94,7 +94,15 @@ def test_search_floors_are_the_lowest_scores_a_decision_accepts():
     # lowest; units: their thresholds
     assert (cos["document"], jac["document"]) == (0.55, 0.45) and (cos["paragraph"], jac["paragraph"]) == (0.9, 0.5)
     no_alignment = _config("--aligned_threshold", "0")
-    assert no_alignment.aligned() == {} and no_alignment.search_floors()[0]["document"] == 0.85
+    assert no_alignment.aligned() == {} and no_alignment.search_floors()[0]["document"] == 0.55  # containment's
+    neither = _config("--aligned_threshold", "0", "--containment_threshold", "0")
+    assert neither.contained() == {} and neither.search_floors()[0]["document"] == 0.85
+    assert _config().contained() == {"document": (0.25, 0.55, 20)}
+    assert _config("--match_units", "paragraph", "--units", "paragraph").contained() == {}
+    with pytest.raises(ConfigError, match="containment_min_shingles"):
+        _config("--containment_min_shingles", "-1")
+    with pytest.raises(ConfigError, match="containment"):
+        _config("--containment_cosine", "1.5")
     assert _config().aligned() == {"document": (0.65, 0.85, 0.55)} and _config().uses_alignment
     assert not _config("--rule", "jaccard >= 0.5").uses_alignment
     assert _config("--rule", "aligned >= 0.5 and cosine >= 0.8").uses_alignment

@@ -10,7 +10,9 @@ Outputs:
   "unit_type", "a_start", "a_end", "b_start", "b_end", "cosine", "jaccard", "method", "rule"};
 - document pairs: {"doc_a", "doc_b", "relation" ("duplicate": the documents matched as a whole, or
   matched passages cover at least `duplicate_coverage` of both; else "passage": a passage of one is
-  reused in the other), "granularity" (unit types that matched, e.g. "document+paragraph"),
+  reused in the other, found by matched paragraphs/sentences or by the containment clause of
+  merge.py, whose coverage is each document's share of shingles found in the other),
+  "granularity" (unit types that matched, e.g. "document+paragraph"),
   "cosine", "jaccard" (document level, computed for every pair where document vectors/shingles
   exist), "method", "rule", "matched_units", "coverage_a", "coverage_b" (share of each document's
   characters inside matched units; 1.0 when the documents matched as a whole), "evidence" (JSON:
@@ -23,8 +25,8 @@ import json
 import apache_beam as beam
 import numpy as np
 
-from transforms.matching.merge import cosine
-from transforms.signals.minhash import exact_jaccard
+from transforms.matching.merge import cosine, is_passage_rule
+from transforms.signals.minhash import shingle_overlap
 from transforms.matching.pair_join import JoinPairScores
 
 EVIDENCE_LIMIT = 5
@@ -46,9 +48,11 @@ def covered_chars(spans: list[tuple[int, int]]) -> int:
 
 
 def roll_up(doc_a: str, doc_b: str, matches: list[dict], doc_chars: dict, duplicate_coverage: float = 0.8) -> dict:
-    """All unit matches of one document pair -> the document-pair row (without document scores)."""
+    """All unit matches of one document pair -> the document-pair row (without document scores; a
+    pair decided by the containment clause gets its coverage in with_shares)."""
     kinds = sorted({m["unit_type"] for m in matches}, key=["document", "paragraph", "sentence"].index)
-    whole = next((m for m in matches if m["unit_type"] == "document"), None)
+    document = next((m for m in matches if m["unit_type"] == "document"), None)
+    whole = document if document is not None and not is_passage_rule(document["rule"]) else None
     parts = [m for m in matches if m["unit_type"] != "document"]
 
     def coverage(side):
@@ -64,21 +68,36 @@ def roll_up(doc_a: str, doc_b: str, matches: list[dict], doc_chars: dict, duplic
     best = sorted(parts, key=lambda m: (-strength(m), m["unit_a"], m["unit_b"]))[:EVIDENCE_LIMIT]
     if whole is not None:
         rule = whole["rule"]
-    else:
+    elif best:
         rule = f"{best[0]['unit_type']}: {best[0]['rule']}"
+    else:
+        rule = f"document: {document['rule']}"
     methods = sorted({x for m in matches for x in m["method"].split("+")})
     cov_a, cov_b = coverage("a"), coverage("b")
     whole_by_passages = cov_a is not None and cov_b is not None and min(cov_a, cov_b) >= duplicate_coverage
     return {
         "doc_a": doc_a, "doc_b": doc_b, "relation": "duplicate" if whole is not None or whole_by_passages else "passage",
         "margin": whole.get("margin") if whole is not None else None,
-        "aligned": whole.get("aligned") if whole is not None else None,
-        "small_edits": whole.get("small_edits") if whole is not None else None,
+        "aligned": document.get("aligned") if document is not None else None,
+        "small_edits": document.get("small_edits") if document is not None else None,
         "granularity": "+".join(kinds), "method": "+".join(methods),
         "rule": rule, "matched_units": len(parts), "coverage_a": cov_a, "coverage_b": cov_b,
         "evidence": json.dumps([{k: m[k] for k in ("unit_a", "unit_b", "unit_type", "a_start", "a_end", "b_start",
                                                   "b_end", "cosine", "jaccard")} for m in best], ensure_ascii=False),
     }
+
+
+def with_shares(row: dict, shares, duplicate_coverage: float = 0.8) -> dict:
+    """A document-pair row + (share of doc_a's shingles in doc_b, share of doc_b's in doc_a) -> the row
+    with those shares as coverage where the containment clause decided it (its passage is known by
+    its shingles, not by matched units), and its relation again from that coverage."""
+    # a passage row whose documents matched as a whole: only the containment clause makes one
+    if shares is None or row["relation"] != "passage" or "document" not in row["granularity"].split("+"):
+        return row
+    cov_a = max(row["coverage_a"] or 0.0, round(shares[0], 4))
+    cov_b = max(row["coverage_b"] or 0.0, round(shares[1], 4))
+    relation = "duplicate" if min(cov_a, cov_b) >= duplicate_coverage else "passage"
+    return {**row, "coverage_a": cov_a, "coverage_b": cov_b, "relation": relation}
 
 
 class RollUpMatches(beam.PTransform):
@@ -131,14 +150,15 @@ class RollUpMatches(beam.PTransform):
             scores["cosine"] = doc_pairs | "DocCosine" >> JoinPairScores(vec, cosine, namespace="rollup_cosine")
         if self.doc_signatures is not None:
             ids = self.doc_signatures | "DocShinglesById" >> beam.Map(lambda s: (s["id"], s["ids"]))
-            scores["jaccard"] = doc_pairs | "DocJaccard" >> JoinPairScores(ids, exact_jaccard, namespace="rollup_jaccard")
+            scores["jaccard"] = doc_pairs | "DocJaccard" >> JoinPairScores(ids, shingle_overlap, namespace="rollup_jaccard")
 
         def with_doc_scores(element):
             _, g = element
             row = dict(g["row"][0])
             row["cosine"] = round(float(g["cosine"][0]), 6) if g.get("cosine") else None
-            row["jaccard"] = round(float(g["jaccard"][0]), 6) if g.get("jaccard") else None
-            return row
+            overlap = g["jaccard"][0] if g.get("jaccard") else None
+            row["jaccard"] = round(float(overlap[0]), 6) if overlap else None
+            return with_shares(row, overlap[1:] if overlap else None, duplicate_coverage)
 
         documents = scores | "JoinDocScores" >> beam.CoGroupByKey() | "WithDocScores" >> beam.Map(with_doc_scores)
         units = matches | "DropDocChars" >> beam.Map(

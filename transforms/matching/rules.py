@@ -4,7 +4,8 @@
 
 Names: `cosine`, `jaccard`, `margin` (cosine over the mean cosine of the two units' k nearest
 neighbours), `aligned` and `small_edits` (the word-sequence alignment of two documents,
-transforms/matching/alignment.py; documents only); a missing score is treated as 0; numbers; comparisons; `and`, `or`,
+transforms/matching/alignment.py; documents only), `containment` (share of the smaller unit's
+shingles found in the other); a missing score is treated as 0; numbers; comparisons; `and`, `or`,
 `not`; parentheses. Parsed once with Python's `ast` and checked against that whitelist, so a rule
 can never run code.
 """
@@ -15,7 +16,7 @@ import operator
 
 _COMPARE = {ast.GtE: operator.ge, ast.Gt: operator.gt, ast.LtE: operator.le, ast.Lt: operator.lt,
             ast.Eq: operator.eq, ast.NotEq: operator.ne}
-NAMES = ("cosine", "jaccard", "margin", "aligned", "small_edits")
+NAMES = ("cosine", "jaccard", "margin", "aligned", "small_edits", "containment")
 
 
 class Rule:
@@ -64,9 +65,11 @@ class Rule:
             return env[node.id]
         return node.value
 
-    def __call__(self, cosine=None, jaccard=None, margin=None, aligned=None, small_edits=None) -> bool:
+    def __call__(self, cosine=None, jaccard=None, margin=None, aligned=None, small_edits=None,
+                 containment=None) -> bool:
         return bool(self._eval(self._tree, {"cosine": cosine or 0.0, "jaccard": jaccard or 0.0, "margin": margin or 0.0,
-                                            "aligned": aligned or 0.0, "small_edits": small_edits or 0.0}))
+                                            "aligned": aligned or 0.0, "small_edits": small_edits or 0.0,
+                                            "containment": containment or 0.0}))
 
     @property
     def names(self) -> set:

@@ -31,7 +31,8 @@ BINS = 20
 MAX_SHOWN_CHARS = 4000
 MAX_SOURCE_ROWS = 10  # past this many input files the sources table shows a total and the unreconciled ones
 # Settings shown, in this order: what was read, then every clause the decision rule uses.
-SETTINGS = ("input", "input_files", "cosine_threshold", "jaccard_threshold", "combined", "aligned", "common_source_cosine", "knn_floors",
+SETTINGS = ("input", "input_files", "cosine_threshold", "jaccard_threshold", "combined", "aligned", "containment", "common_source_cosine",
+            "knn_floors",
             "cosine_margin", "duplicate_coverage", "unit_cosine_threshold", "unit_jaccard_threshold",
             "unit_cosine_margin", "min_passage_chars", "frame_min_docs", "templates", "rule", "unit_rule",
             "canonical_policy", "embedding", "vector_store", "es_index", "mode", "index_options", "knn", "lsh", "output")

@@ -162,6 +162,16 @@ def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return inter / (a.size + b.size - inter)
 
 
+def shingle_overlap(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Two sorted unique uint64 shingle-id arrays -> (Jaccard, share of a's shingles in b, share of
+    b's in a). The larger share is the containment of the smaller set in the other (Broder 1997): a
+    passage copied into a longer document keeps it high while the Jaccard falls with the length."""
+    if a.size == 0 or b.size == 0:
+        return (0.0, 0.0, 0.0)
+    inter = np.intersect1d(a, b, assume_unique=True).size
+    return inter / (a.size + b.size - inter), inter / a.size, inter / b.size
+
+
 def estimated_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
     """MinHash estimate of Jaccard: the share of equal signature positions."""
     return float(np.count_nonzero(sig_a == sig_b)) / sig_a.size

@@ -69,3 +69,41 @@ def test_relation_says_whole_document_or_reused_passage():
             for i in range(9)]
     assert roll_up("a", "b", most, chars)["relation"] == "duplicate"
     assert roll_up("a", "b", most, chars, duplicate_coverage=0.95)["relation"] == "passage"
+
+
+def test_containment_clause_decides_passage_reuse_last():
+    from transforms.matching.merge import is_passage_rule
+    clause = (0.3, 0.55, 30)
+    # an answer cut from a three-times longer article: low Jaccard, most of its shingles in the article
+    assert decide(0.8, 0.3, 0.85, 0.6, containment=0.9, contained=clause, shared=120) == \
+        "containment>=0.3 WITH cosine>=0.55 WITH shared>=30"
+    assert decide(0.5, 0.3, 0.85, 0.6, containment=0.9, contained=clause, shared=120) == ""  # under the cosine floor
+    assert decide(0.8, 0.3, 0.85, 0.6, containment=0.25, contained=clause, shared=120) == ""
+    # a navigation line that is half of a tiny page is no passage
+    assert decide(0.8, 0.3, 0.85, 0.6, containment=0.5, contained=clause, shared=8) == ""
+    assert decide(0.8, 0.3, 0.85, 0.6, containment=0.5, contained=(0.3, 0.55, 0), shared=8) == \
+        "containment>=0.3 WITH cosine>=0.55"
+    assert decide(0.8, 0.3, 0.85, 0.6, containment=0.9, shared=120) == ""  # clause off
+    # a whole-document clause that fires wins: the pair stays a duplicate
+    assert decide(0.9, 0.7, 0.85, 0.6, containment=0.9, contained=clause, shared=120) == "jaccard>=0.6 AND cosine>=0.85"
+    assert is_passage_rule("containment>=0.3 WITH cosine>=0.55") and not is_passage_rule("jaccard>=0.6")
+
+
+def test_contained_document_pair_is_passage_reuse_with_shingle_coverage():
+    from transforms.matching.rollup import with_shares
+    chars = {"a": 300, "b": 1200}
+    contained = dict(_match("a", "b", "document", (0, 300), (0, 1200)), rule="containment>=0.3 WITH cosine>=0.55")
+    row = roll_up("a", "b", [contained], chars)
+    assert row["relation"] == "passage" and row["rule"] == "document: containment>=0.3 WITH cosine>=0.55"
+    assert row["granularity"] == "document" and row["matched_units"] == 0
+    row = with_shares(row, (0.92, 0.21))
+    assert (row["relation"], row["coverage_a"], row["coverage_b"]) == ("passage", 0.92, 0.21)
+    # a matched paragraph covering more of a side than its shingle share keeps its own coverage
+    para = _match("a#p0", "b#p2", "paragraph", (0, 300), (0, 300))
+    row = with_shares(roll_up("a", "b", [contained, para], chars), (0.92, 0.21))
+    assert (row["coverage_a"], row["coverage_b"], row["rule"]) == (1.0, 0.25, "paragraph: jaccard>=0.5")
+    # most of both documents' shingles shared: a whole-document duplicate after all
+    assert with_shares(roll_up("a", "b", [contained], chars), (0.85, 0.81))["relation"] == "duplicate"
+    # rows another clause decided are left as they are
+    whole = roll_up("a", "b", [_match("a", "b", "document", (0, 300), (0, 1200))], chars)
+    assert with_shares(whole, (0.2, 0.1)) == whole

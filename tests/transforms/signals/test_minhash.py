@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from transforms.signals.minhash import MinHasher, MinHashParams, exact_jaccard, shingle_hash32, shingle_hash64
+from transforms.signals.minhash import (MinHasher, MinHashParams, exact_jaccard, shingle_hash32, shingle_hash64,
+                                        shingle_overlap)
 from transforms.text.shingle import jaccard, shingle_tokens, shingles
 
 TEXT = "¿Qué es la fotosíntesis? Es el proceso por el que las plantas, las algas y algunas bacterias " \
@@ -38,6 +39,18 @@ def test_exact_jaccard_on_ids_equals_jaccard_on_strings():
     expected = jaccard(shingles(shingle_tokens(TEXT), 3), shingles(shingle_tokens(other), 3))
     assert exact_jaccard(hasher.shingle_ids(TEXT), hasher.shingle_ids(other)) == pytest.approx(expected)
     assert 0.3 < expected < 0.9
+
+
+def test_overlap_gives_each_sides_share_of_shingles_in_the_other():
+    hasher = MinHasher()
+    passage = "el proceso por el que las plantas, las algas y algunas bacterias transforman la luz"
+    host = "Un texto sobre otra cosa, largo y sin nada en común con la biología de las hojas. " + passage
+    a, b = hasher.shingle_ids(passage), hasher.shingle_ids(host)
+    jac, share_a, share_b = shingle_overlap(a, b)
+    assert share_a == 1.0 and share_b == pytest.approx(a.size / b.size)
+    assert jac == pytest.approx(exact_jaccard(a, b)) and jac < 0.6
+    assert shingle_overlap(b, a) == (jac, share_b, share_a)
+    assert shingle_overlap(a, hasher.shingle_ids("")) == (0.0, 0.0, 0.0)
 
 
 def test_params_key_changes_with_any_setting():
