@@ -59,7 +59,9 @@ def test_report_renders_sections_tables_and_charts_in_chromium(chromium, tmp_pat
     groups = read_table(str(out), "groups")
     assert len(dom.xpath("//table[@id='group-table']/tbody/tr")) == min(15, len(groups))
     pairs = dom.xpath("//div[@class='pair']")
-    assert len(pairs) == min(10, counts["duplicate_pairs"])
+    passages = counts["passage_pairs"]  # shown in their own section: the demo's reused paragraphs
+    assert passages and len(dom.xpath("//section[@id='passages']//div[@class='pair']")) == min(10, passages)
+    assert len(pairs) == min(10, counts["duplicate_pairs"] - passages) + min(10, passages)
     assert all(p.xpath(".//div[@class='side']//mark") for p in pairs)  # copied passages highlighted
 
     shot = tmp_path / "report.png"

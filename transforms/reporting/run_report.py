@@ -84,6 +84,15 @@ def _pair_strength(row: dict) -> tuple:
     return ((row.get("cosine") or 0.0) + (row.get("jaccard") or 0.0), row["doc_a"], row["doc_b"])
 
 
+def _passage_strength(row: dict) -> tuple:
+    return (max(row.get("coverage_a") or 0.0, row.get("coverage_b") or 0.0), row.get("cosine") or 0.0,
+            row["doc_a"], row["doc_b"])
+
+
+def _is_passage(row: dict) -> bool:
+    return row.get("relation") == "passage"
+
+
 def _word_spans(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in re.finditer(r"\w+", text)]
 
@@ -210,12 +219,20 @@ matched, left out of document-level comparison. The {{ templates|length }} most 
 <td>{{ g.members|join(", ") }}</td></tr>{% endfor %}
 </tbody></table>{% if not groups %}<p>No duplicate groups.</p>{% endif %}</section>
 
-<section id="pairs"><h2>Top pairs</h2>
-{% for p in pairs %}<div class="pair">
+{% macro pair_list(rows) %}{% for p in rows %}<div class="pair">
 <p class="meta"><b>{{ p.doc_a }}</b> ↔ <b>{{ p.doc_b }}</b> · {{ p.get("relation") or "duplicate" }} · cosine {{ p.cosine_s }} · Jaccard {{ p.jaccard_s }} ·
 {{ p.granularity }} · found by {{ p.method }} · rule <code>{{ p.rule }}</code> · coverage {{ p.coverage_s }}</p>
 <div class="sides"><div class="side">{{ p.html_a|safe }}</div><div class="side">{{ p.html_b|safe }}</div></div>
-</div>{% endfor %}{% if not pairs %}<p>No duplicate pairs.</p>{% endif %}
+</div>{% endfor %}{% endmacro %}
+<section id="pairs"><h2>Top pairs</h2>
+<p class="meta">Whole-document duplicates, strongest first (cosine + Jaccard).</p>
+{{ pair_list(pairs) }}{% if not pairs %}<p>No duplicate pairs.</p>{% endif %}
+</section>
+
+<section id="passages"><h2>Passage reuse</h2>
+<p class="meta">A passage of one document reused in another, the most of a document first (larger coverage);
+these pairs join no group.</p>
+{{ pair_list(passages) }}{% if not passages %}<p>No passage reuse.</p>{% endif %}
 </section>
 </body></html>
 """
@@ -243,8 +260,9 @@ def _one_row_per_text(templates) -> list[dict]:
 
 
 def render_report(summary: dict, histograms: dict, top_pairs: list[dict], top_groups: list[dict],
-                  texts: dict[str, str], templates: list[dict] = ()) -> str:
-    """The report page as a string. `texts`: {doc_id: cleaned text} for the documents of top_pairs;
+                  texts: dict[str, str], templates: list[dict] = (), top_passages: list[dict] = ()) -> str:
+    """The report page as a string. `top_pairs`: the strongest duplicate rows, `top_passages`: the
+    passage-reuse rows shown; `texts`: {doc_id: cleaned text} for the documents of both;
     `templates`: the most frequent template rows."""
     import jinja2
 
@@ -256,8 +274,7 @@ def render_report(summary: dict, histograms: dict, top_pairs: list[dict], top_gr
         doc_level = kind == "document"
         thresholds[(kind, "cosine")] = cos_doc if doc_level else summary.get("unit_cosine_threshold")
         thresholds[(kind, "jaccard")] = jac_doc if doc_level else summary.get("unit_jaccard_threshold")
-    pairs = []
-    for row in top_pairs:
+    def side_by_side(row):
         a, b = texts.get(row["doc_a"], ""), texts.get(row["doc_b"], "")
         spans_a, spans_b = shared_passages(a[:MAX_SHOWN_CHARS * 2], b[:MAX_SHOWN_CHARS * 2])
         for ev in json.loads(row.get("evidence") or "[]"):
@@ -265,16 +282,18 @@ def render_report(summary: dict, histograms: dict, top_pairs: list[dict], top_gr
                 spans_a.append((ev["a_start"], ev["a_end"]))
                 spans_b.append((ev["b_start"], ev["b_end"]))
         coverage = "–" if row.get("coverage_a") is None else f"{row['coverage_a']:.0%} / {row['coverage_b']:.0%}"
-        pairs.append({**row, "cosine_s": _fmt(row.get("cosine")), "jaccard_s": _fmt(row.get("jaccard")),
-                      "coverage_s": coverage, "html_a": highlight(a, _merge(spans_a)),
-                      "html_b": highlight(b, _merge(spans_b))})
+        return {**row, "cosine_s": _fmt(row.get("cosine")), "jaccard_s": _fmt(row.get("jaccard")),
+                "coverage_s": coverage, "html_a": highlight(a, _merge(spans_a)), "html_b": highlight(b, _merge(spans_b))}
+
+    pairs = [side_by_side(r) for r in top_pairs]
+    passages = [side_by_side(r) for r in top_passages]
     settings = [(k, json.dumps(summary[k], sort_keys=True) if isinstance(summary[k], (dict, list))
                  else "–" if summary[k] is None else summary[k]) for k in SETTINGS if k in summary]
     sources, sources_total = _source_rows(counts.get("by_source") or {})
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(TEMPLATE).render(
         s=summary, settings=settings, stages=stages, sources=sources, sources_total=sources_total,
-        charts=histogram_svgs(histograms, thresholds), groups=top_groups, pairs=pairs,
+        charts=histogram_svgs(histograms, thresholds), groups=top_groups, pairs=pairs, passages=passages,
         templates=_one_row_per_text(templates))
 
 
@@ -300,11 +319,16 @@ class BuildRunReport(beam.PTransform):
 
     def expand(self, pbegin):
         path = join_path(self.output, "report.html")
-        top_pairs = self.pairs | "TopPairs" >> beam.combiners.Top.Of(self.top, key=_pair_strength)
+        top_pairs = (self.pairs | "DuplicateRows" >> beam.Filter(lambda r: not _is_passage(r))
+                     | "TopPairs" >> beam.combiners.Top.Of(self.top, key=_pair_strength))
+        top_passages = (self.pairs | "PassageRows" >> beam.Filter(_is_passage)
+                        | "TopPassages" >> beam.combiners.Top.Of(self.top, key=_passage_strength))
         top_groups = self.groups | "TopGroups" >> beam.combiners.Top.Of(
             self.top_groups, key=lambda g: (g["size"], g["group_id"]))
         histograms = self.scored | "Histograms" >> beam.CombineGlobally(ScoreHistograms())
-        wanted = top_pairs | "WantedIds" >> beam.Map(lambda rows: sorted({d for r in rows for d in (r["doc_a"], r["doc_b"])}))
+        wanted = ((top_pairs, top_passages) | "BothTops" >> beam.Flatten() | "AllShown" >> beam.FlatMap(lambda rows: rows)
+                  | "ShownIds" >> beam.FlatMap(lambda r: (r["doc_a"], r["doc_b"])) | "Distinct" >> beam.Distinct()
+                  | "WantedIds" >> beam.combiners.ToList())
         texts = (self.docs
                  | "PairTexts" >> beam.FlatMap(
                      lambda d, ids: [(d["id"], d["text"])] if d["id"] in ids else [],
@@ -317,8 +341,8 @@ class BuildRunReport(beam.PTransform):
         else:
             top_templates = pbegin | "NoTemplates" >> beam.Create([[]])
 
-        def write(_, summary, hist, pairs, groups, by_id, templates):
-            page = render_report(summary, hist, pairs, groups, by_id, templates)
+        def write(_, summary, hist, pairs, passages, groups, by_id, templates):
+            page = render_report(summary, hist, pairs, groups, by_id, templates, passages)
             with FileSystems.create(path, mime_type="text/html") as handle:
                 handle.write(page.encode("utf-8"))
             return path
@@ -326,5 +350,6 @@ class BuildRunReport(beam.PTransform):
         return (pbegin | "Once" >> beam.Create([None])
                 | "WriteReportHtml" >> beam.Map(
                     write, beam.pvalue.AsSingleton(self.summary), beam.pvalue.AsSingleton(histograms),
-                    beam.pvalue.AsSingleton(top_pairs), beam.pvalue.AsSingleton(top_groups),
+                    beam.pvalue.AsSingleton(top_pairs), beam.pvalue.AsSingleton(top_passages),
+                    beam.pvalue.AsSingleton(top_groups),
                     beam.pvalue.AsSingleton(texts), beam.pvalue.AsSingleton(top_templates)))

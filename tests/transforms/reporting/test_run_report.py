@@ -48,12 +48,21 @@ def test_render_report_has_every_section_and_no_external_reference():
     words = " ".join(f"palabra{i}" for i in range(12))
     pair = {"doc_a": "a", "doc_b": "b<i>", "cosine": 0.97, "jaccard": 0.8, "granularity": "document",
             "method": "knn", "rule": "cosine>=0.9", "coverage_a": 1.0, "coverage_b": 1.0, "evidence": json.dumps([])}
+    reuse = dict(pair, doc_b="c", relation="passage", rule="document: containment>=0.25 WITH cosine>=0.55",
+                 coverage_a=0.9, coverage_b=0.2)
     page = render_report(summary, {"document|cosine|kept": [0] * 19 + [1]}, [pair],
                          [{"group_id": "g1", "size": 2, "canonical_id": "a", "members": ["a", "b<i>"]}],
-                         {"a": words, "b<i>": f"x {words} y"})
-    for section in ('id="settings"', 'id="counts"', 'id="distributions"', 'id="groups"', 'id="pairs"'):
+                         {"a": words, "b<i>": f"x {words} y", "c": f"{words} and much more of its own"}, (), [reuse])
+    for section in ('id="settings"', 'id="counts"', 'id="distributions"', 'id="groups"', 'id="pairs"',
+                    'id="passages"'):
         assert section in page
     assert page.count("<svg") == 1 and "<mark>palabra0" in page
+    import lxml.html
+
+    tree = lxml.html.fromstring(page)
+    shown = tree.xpath('//section[@id="passages"]//div[@class="pair"]')
+    assert len(shown) == 1 and "90% / 20%" in shown[0].text_content() and shown[0].xpath(".//mark")
+    assert len(tree.xpath('//section[@id="pairs"]//div[@class="pair"]')) == 1
     assert "b&lt;i&gt;" in page and "b<i>" not in page
     assert_offline(page)
 
