@@ -191,7 +191,8 @@ class DedupOptions(PipelineOptions):
                             "than the other clauses')")
         g.add_argument("--containment_threshold", type=float, default=0.25,
                        help="Document pairs where at least this share of the smaller one's shingles occur in the "
-                            "other, AND cosine >= --containment_cosine, are passage reuse (relation 'passage', "
+                            "other (at least --containment_min_shingles of them), AND cosine >= "
+                            "--containment_cosine, are passage reuse (relation 'passage', "
                             "coverage = each side's share): a passage copied whole into a longer page, whose "
                             "Jaccard falls with the page's length. Never a whole-document duplicate, so it chains "
                             "no group (0: no such clause)")

@@ -62,7 +62,7 @@ def decide(cos, jac, cosine_threshold: float, jaccard_threshold: float, margin=N
     that decide together, no margin needed (None: no such clause); `aligned`: (aligned, small_edits,
     cosine) thresholds deciding together over `alignment` = (aligned, small_edits) of the pair;
     `contained`: (containment, cosine, fewest shared shingles) thresholds of the containment clause over
-    `containment` and `shared`, tried last: 'containment>=0.3 WITH cosine>=0.55 WITH shared>=30'
+    `containment` and `shared`, tried last: 'containment>=0.25 WITH cosine>=0.55 WITH shared>=20'
     (passage reuse; see is_passage_rule)."""
     fired = []
     if jac is not None and jac >= jaccard_threshold:
