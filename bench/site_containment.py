@@ -26,13 +26,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from site_alignment import DEFAULT_RULE  # noqa: E402
 from site_rule_grid import judged_rows, simulate  # noqa: E402
 
 from transforms.matching.alignment import align, word_sequence  # noqa: E402
 from transforms.reporting.report import read_table  # noqa: E402
 from transforms.signals.minhash import MinHasher, shingle_overlap  # noqa: E402
 
-DEFAULT_RULE = "jaccard >= 0.6 or jaccard >= 0.45 and cosine >= 0.85 or cosine >= 0.85 and margin >= 1.5"
 ALIGNED = (0.65, 0.85, 0.55)  # the job's alignment clause (aligned, small_edits, cosine)
 
 

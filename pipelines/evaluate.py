@@ -26,6 +26,7 @@ import os
 import sys
 from collections import defaultdict
 
+from transforms.evaluation.gold import kind_column
 from transforms.records import ordered_pair
 from transforms.reporting.report import read_duplicates
 
@@ -35,9 +36,11 @@ def read_gold(path: str) -> tuple[dict[tuple[str, str], str], dict[tuple[str, st
     {(id_a, id_b) ordered: kind}."""
     positives, negatives = {}, {}
     with open(path, newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
+        reader = csv.DictReader(handle, delimiter="\t")
+        kind = kind_column(reader.fieldnames or [])
+        for row in reader:
             target = negatives if str(row.get("is_duplicate", "1")).strip() == "0" else positives
-            target[ordered_pair(row["id_a"], row["id_b"])] = row["kind"] if "kind" in row else row["level"]
+            target[ordered_pair(row["id_a"], row["id_b"])] = row[kind]
     return positives, negatives
 
 

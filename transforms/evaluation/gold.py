@@ -52,7 +52,8 @@ class LabelledPairs:
         return out
 
 
-def _kind_column(fieldnames) -> str:
+def kind_column(fieldnames) -> str:
+    """The gold TSV's column naming each pair's kind (kind, level or label)."""
     for name in ("kind", "level", "label"):
         if name in fieldnames:
             return name
@@ -68,7 +69,7 @@ def load_docs_gold(docs_path: str, gold_path: str, *, anchor: Optional[tuple[str
     gold: dict[tuple[str, str], tuple[str, bool]] = {}
     with open(gold_path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle, delimiter="\t")
-        kind_col = _kind_column(reader.fieldnames or [])
+        kind_col = kind_column(reader.fieldnames or [])
         for row in reader:
             a, b = sorted((row["id_a"], row["id_b"]))
             missing = {a, b} - set(docs)

@@ -14,7 +14,7 @@ decision of a unit type with a margin threshold also needs margin >= that thresh
 With `tokens` ((document unit id, word sequence), alignment.py) each document pair also gets its
 `aligned` and `small_edits`, which the alignment clause (or a rule naming them) decides on.
 Every pair also gets its `containment`: the share of the smaller unit's shingles found in the other
-(minhash.shingle_overlap). The containment clause decides *passage reuse* of two documents: a
+(`overlap` below). The containment clause decides *passage reuse* of two documents: a
 passage copied whole into a longer page keeps containment high while its Jaccard falls with the
 length of the page (a course answer cut from a three-times longer article: Jaccard 0.3, containment
 0.8); its rule starts with CONTAINMENT_RULE, and the roll-up reports such a pair as passage reuse,
@@ -28,7 +28,7 @@ import apache_beam as beam
 import numpy as np
 
 from transforms.matching.alignment import align
-from transforms.signals.minhash import shingle_overlap
+from transforms.signals.minhash import shared_shingles
 from transforms.matching.pair_join import JoinPairScores
 from transforms.text.units import parse_unit_id
 
@@ -38,8 +38,10 @@ CONTAINMENT_RULE = "containment>="
 
 def overlap(a: np.ndarray, b: np.ndarray) -> tuple[float, float, int]:
     """Two shingle-id arrays -> (Jaccard, containment of the smaller in the other, shingles shared)."""
-    jac, share_a, share_b = shingle_overlap(a, b)
-    return jac, max(share_a, share_b), round(share_a * a.size)
+    if a.size == 0 or b.size == 0:
+        return 0.0, 0.0, 0
+    inter = shared_shingles(a, b)
+    return inter / (a.size + b.size - inter), inter / min(a.size, b.size), inter
 
 
 def is_passage_rule(rule: str) -> bool:

@@ -154,11 +154,16 @@ class MinHasher:
         return self.signature_from_ids(ids), ids
 
 
+def shared_shingles(a: np.ndarray, b: np.ndarray) -> int:
+    """Shingles two sorted unique uint64 shingle-id arrays have in common."""
+    return np.intersect1d(a, b, assume_unique=True).size
+
+
 def exact_jaccard(a: np.ndarray, b: np.ndarray) -> float:
     """Exact Jaccard of two sorted unique uint64 shingle-id arrays."""
     if a.size == 0 and b.size == 0:
         return 0.0
-    inter = np.intersect1d(a, b, assume_unique=True).size
+    inter = shared_shingles(a, b)
     return inter / (a.size + b.size - inter)
 
 
@@ -168,7 +173,7 @@ def shingle_overlap(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     passage copied into a longer document keeps it high while the Jaccard falls with the length."""
     if a.size == 0 or b.size == 0:
         return (0.0, 0.0, 0.0)
-    inter = np.intersect1d(a, b, assume_unique=True).size
+    inter = shared_shingles(a, b)
     return inter / (a.size + b.size - inter), inter / a.size, inter / b.size
 
 

@@ -51,6 +51,8 @@ def test_overlap_gives_each_sides_share_of_shingles_in_the_other():
     assert jac == pytest.approx(exact_jaccard(a, b)) and jac < 0.6
     assert shingle_overlap(b, a) == (jac, share_b, share_a)
     assert shingle_overlap(a, hasher.shingle_ids("")) == (0.0, 0.0, 0.0)
+    from transforms.matching.merge import overlap
+    assert overlap(b, a) == (pytest.approx(jac), 1.0, a.size)  # the passage is the smaller side, all shared
 
 
 def test_params_key_changes_with_any_setting():
