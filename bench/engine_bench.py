@@ -123,22 +123,24 @@ def table_bytes(out: str, table: str) -> dict[str, bytes]:
     return {str(f.relative_to(out)): f.read_bytes() for f in sorted(Path(out, table).glob("part-*"))}
 
 
-def compare_rows(a: str, b: str, table: str) -> str:
+def compare_rows(a: str, b: str, table: str) -> str | dict:
     """How two runs' rows of `table` compare, apart from `run_id` (it names the input path, and the
-    two runners read copies in different folders): "identical", or which columns differ in how many
-    rows (keyed by the table's id columns)."""
+    two runners read copies in different folders): "identical", or the row counts, the keys (the
+    table's id columns) found in one run only and which columns differ in how many shared rows."""
     from transforms.reporting.report import read_table
 
     key = {"duplicates": ("doc_a", "doc_b"), "groups": ("group_id",), "unit_matches": ("unit_a", "unit_b")}[table]
     rows_a, rows_b = ({tuple(r[k] for k in key): r for r in read_table(o, table)} for o in (a, b))
-    if set(rows_a) != set(rows_b):
-        return f"different rows: {len(set(rows_a) ^ set(rows_b))} keys in one run only"
     differ = {}
-    for k, r in rows_a.items():
+    for k in set(rows_a) & set(rows_b):
+        r = rows_a[k]
         for col in sorted(set(r) | set(rows_b[k])):
             if col != "run_id" and r.get(col) != rows_b[k].get(col):
                 differ[col] = differ.get(col, 0) + 1
-    return "identical" if not differ else "same rows; " + ", ".join(f"{c} differs in {n}" for c, n in differ.items())
+    if set(rows_a) == set(rows_b) and not differ:
+        return "identical"
+    return {"rows": [len(rows_a), len(rows_b)], "only_first": len(set(rows_a) - set(rows_b)),
+            "only_second": len(set(rows_b) - set(rows_a)), "columns_differ_in_shared_rows": differ}
 
 
 def main():
@@ -151,6 +153,9 @@ def main():
     ap.add_argument("--flink_args", default="",
                     help="More job arguments for the Flink runs, e.g. '--sdk_worker_parallelism=2 --disable_metrics=true' "
                          "(the cluster's layout comes from FLINK_TASKMANAGERS and FLINK_SLOTS)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per size and runner; a Flink repeat starts on a fresh cluster, and the repeats' "
+                         "tables are compared row by row with the first run's")
     args = ap.parse_args()
     runners = args.runners.split(",")
     if "flink" in runners:
@@ -166,14 +171,25 @@ def main():
                 f.write(json.dumps(d, ensure_ascii=False) + "\n")
         row = {"docs": n}
         for runner in runners:
-            out = os.path.join(tmp, f"out-{runner}-{n}")
-            res = run_job(runner, inp, out, args.es_url, args.workers, tuple(args.flink_args.split()))
-            res["docs_per_s"] = round(n / res["wall_s"], 2)
-            res["quality"] = quality(out, docs)
-            row[runner] = res
-            print(f"{n:>6} docs  {runner:<6} wall {res['wall_s']:>7.1f} s  {res['docs_per_s']:>6.2f} docs/s  "
-                  f"peak {res['peak_mb']:>6} MB (cluster idle {res['idle_cluster_mb']} MB)  "
-                  f"pairs {res['duplicate_pairs']}  {res['peak_by_process_mb']}", flush=True)
+            for rep in range(1, args.repeat + 1):
+                out = os.path.join(tmp, f"out-{runner}-{n}" + (f"-r{rep}" if rep > 1 else ""))
+                if runner == "flink" and rep > 1:  # a fresh cluster, as for the first run
+                    subprocess.run(["bash", str(FLINK), "stop"], check=True)
+                    subprocess.run(["bash", str(FLINK), "start"], check=True)
+                res = run_job(runner, inp, out, args.es_url, args.workers, tuple(args.flink_args.split()))
+                res["docs_per_s"] = round(n / res["wall_s"], 2)
+                res["quality"] = quality(out, docs)
+                if rep == 1:
+                    row[runner] = res
+                else:
+                    first = os.path.join(tmp, f"out-{runner}-{n}")
+                    res["rows_against_first_run"] = {t: compare_rows(first, out, t)
+                                                     for t in ("duplicates", "groups", "unit_matches")}
+                    row.setdefault(f"{runner}_repeats", []).append(res)
+                print(f"{n:>6} docs  {runner:<6} run {rep} wall {res['wall_s']:>7.1f} s  {res['docs_per_s']:>6.2f} docs/s  "
+                      f"peak {res['peak_mb']:>6} MB (cluster idle {res['idle_cluster_mb']} MB)  "
+                      f"pairs {res['duplicate_pairs']}  {res['peak_by_process_mb']}"
+                      + (f"  against run 1: {res['rows_against_first_run']}" if rep > 1 else ""), flush=True)
         if len(runners) == 2:
             a, b = (os.path.join(tmp, f"out-{r}-{n}") for r in runners)
             row["same_tables"] = {t: table_bytes(a, t) == table_bytes(b, t) for t in ("duplicates", "groups", "unit_matches")}
@@ -186,6 +202,7 @@ def main():
     layout = {"taskmanagers": int(os.environ.get("FLINK_TASKMANAGERS", 2)), "slots": int(os.environ.get("FLINK_SLOTS", 1)),
               "flink_args": args.flink_args}
     write_result({"benchmark": "engine", "results": results, "workers": args.workers, "flink_layout": layout,
+                  "repeat": args.repeat, "outputs": tmp,
                   "note": "one run per size and runner on a shared 2-core machine: upper bounds"}, args.out)
 
 
