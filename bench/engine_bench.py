@@ -131,16 +131,16 @@ def compare_rows(a: str, b: str, table: str) -> str | dict:
 
     key = {"duplicates": ("doc_a", "doc_b"), "groups": ("group_id",), "unit_matches": ("unit_a", "unit_b")}[table]
     rows_a, rows_b = ({tuple(r[k] for k in key): r for r in read_table(o, table)} for o in (a, b))
+    keys_a, keys_b = set(rows_a), set(rows_b)
     differ = {}
-    for k in set(rows_a) & set(rows_b):
-        r = rows_a[k]
-        for col in sorted(set(r) | set(rows_b[k])):
-            if col != "run_id" and r.get(col) != rows_b[k].get(col):
+    for k in keys_a & keys_b:
+        for col in sorted(set(rows_a[k]) | set(rows_b[k])):
+            if col != "run_id" and rows_a[k].get(col) != rows_b[k].get(col):
                 differ[col] = differ.get(col, 0) + 1
-    if set(rows_a) == set(rows_b) and not differ:
+    if keys_a == keys_b and not differ:
         return "identical"
-    return {"rows": [len(rows_a), len(rows_b)], "only_first": len(set(rows_a) - set(rows_b)),
-            "only_second": len(set(rows_b) - set(rows_a)), "columns_differ_in_shared_rows": differ}
+    return {"rows": [len(rows_a), len(rows_b)], "only_first": len(keys_a - keys_b),
+            "only_second": len(keys_b - keys_a), "columns_differ_in_shared_rows": differ}
 
 
 def main():

@@ -25,28 +25,28 @@ from pipeline_bench import corpus  # noqa: E402
 from prep_bench import fetch_pages  # noqa: E402
 
 
-class _Sizes:
-    """name -> a function unit -> the elements that PCollection holds for that unit."""
+def _unit_outputs(job):
+    """Signed unit -> [(name, element)]: what the stage emits for it, and the parts of the embed input
+    (names starting "of which", not counted in the total)."""
+    from pipelines.stages import EmbedKey
+    from transforms.signals.lsh import band_keys
 
-    def __init__(self, job):
-        from pipelines.stages import EmbedKey
-        from transforms.signals.lsh import band_keys
+    cfg, settings, banding = job.cfg, job.unit_settings, job.cfg.banding()
 
-        cfg, settings, banding = job.cfg, job.unit_settings, job.cfg.banding()
-        self.of_signed = {
-            "embed input (EmbedKey, text)": lambda u: [(EmbedKey.of(u, settings[u["unit_type"]], cfg.model, ""), u["text"])],
-            "LSH band elements (band key, unit id)": lambda u: [(k, u["unit_id"]) for k in
-                                                                band_keys(u["sig"], *banding[u["unit_type"]])] if u["ids"].size else [],
-            "signatures {id, sig, ids}": lambda u: [{"id": u["unit_id"], "sig": u["sig"], "ids": u["ids"]}] if u["ids"].size else [],
-            "document tokens": lambda u: [(u["unit_id"], u["tokens"])] if u.get("tokens") is not None else [],
-        }
-        self.of_unit = {"units table rows": lambda u: [u]}
-        self.parts = {  # where the embed input's bytes are
-            "  of which bands (hex)": lambda u: [u["bands"]],
-            "  of which shingles (base64)": lambda u: [EmbedKey.of(u, settings[u["unit_type"]], cfg.model, "").shingles],
-            "  of which tokens": lambda u: [EmbedKey.of(u, settings[u["unit_type"]], cfg.model, "").tokens],
-            "  of which text": lambda u: [u["text"]],
-        }
+    def outputs(u):
+        key = EmbedKey.of(u, settings[u["unit_type"]], cfg.model, "")
+        out = [("embed input (EmbedKey, text)", (key, u["text"])), ("of which bands (hex)", key.bands),
+               ("of which shingles (base64)", key.shingles), ("of which tokens", key.tokens),
+               ("of which text", u["text"])]
+        if u["ids"].size:
+            out += [("LSH band elements (band key, unit id)", (k, u["unit_id"]))
+                    for k in band_keys(u["sig"], *banding[u["unit_type"]])]
+            out.append(("signatures {id, sig, ids}", {"id": u["unit_id"], "sig": u["sig"], "ids": u["ids"]}))
+        if u.get("tokens") is not None:
+            out.append(("document tokens", (u["unit_id"], u["tokens"])))
+        return out
+
+    return outputs
 
 
 def measure(inp: str, out: str) -> dict:
@@ -63,21 +63,22 @@ def measure(inp: str, out: str) -> dict:
     opts = PipelineOptions(["--input", inp, "--output", out, "--vector_store", "memory"])
     cfg = JobConfig.from_options(opts.view_as(DedupOptions))
     job = Job.create(cfg)
-    sizes = _Sizes(job)
+    outputs = _unit_outputs(job)
     os.makedirs(out, exist_ok=True)
     result_path = os.path.join(out, "sizes.json")
 
-    def encoded(name, fn):
-        coder = coders.FastPrimitivesCoder()
-        return beam.FlatMap(lambda x: ((name, (1, len(coder.encode(el)))) for el in fn(x)))
+    coder = coders.FastPrimitivesCoder()
+
+    def encoded(named):
+        return [(name, (1, len(coder.encode(el)))) for name, el in named]
 
     with beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"])) as p:
         read = p | "Read" >> ReadDocuments(job)
         docs = (read["documents"] | "CleanAndDetect" >> CleanAndDetect(job))["documents"]
         prepared = docs | "PrepareUnits" >> PrepareUnits(job)
         signed = prepared["to_match"] | "Sign" >> SignUnits(cfg.minhash_params(), cfg.banding())
-        measured = ([signed | f"S{i}" >> encoded(n, f) for i, (n, f) in enumerate({**sizes.of_signed, **sizes.parts}.items())]
-                    + [prepared["units"] | f"U{i}" >> encoded(n, f) for i, (n, f) in enumerate(sizes.of_unit.items())])
+        measured = (signed | "SignedOutputs" >> beam.FlatMap(lambda u: encoded(outputs(u))),
+                    prepared["units"] | "UnitRows" >> beam.FlatMap(lambda u: encoded([("units table rows", u)])))
         (measured | beam.Flatten()
          | beam.CombinePerKey(lambda vs: tuple(map(sum, zip(*vs))))
          | beam.combiners.ToList()
@@ -99,11 +100,12 @@ def main():
             f.write(json.dumps(d, ensure_ascii=False) + "\n")
     sizes = measure(inp, os.path.join(tmp, "out"))
     rows, total = {}, 0
-    for name in sorted(sizes, key=lambda n: (n.startswith("  "), -sizes[n][1])):
+    for name in sorted(sizes, key=lambda n: (n.startswith("of which"), -sizes[n][1])):
         count, size = sizes[name]
-        rows[name.strip()] = {"elements": count, "bytes": size, "bytes_per_page": round(size / args.docs)}
-        total += 0 if name.startswith("  ") else size
-        print(f"{name:<42} {count:>9} elements {size / 2**20:>8.1f} MB {size / args.docs:>8.0f} B/page")
+        part = name.startswith("of which")
+        rows[name] = {"elements": count, "bytes": size, "bytes_per_page": round(size / args.docs)}
+        total += 0 if part else size
+        print(f"{'  ' * part + name:<42} {count:>9} elements {size / 2**20:>8.1f} MB {size / args.docs:>8.0f} B/page")
     per_page = round(total / args.docs)
     print(f"{'shuffled by the stage, in all':<42} {'':>18} {total / 2**20:>8.1f} MB {per_page:>8} B/page; "
           f"one partition of 10,000 pages: {per_page * 10_000 / 2**20:.0f} MB")
