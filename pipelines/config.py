@@ -131,6 +131,7 @@ class JobConfig:
     knn_k: int
     knn_num_candidates: int
     knn_exclude_same_document: bool
+    document_search: str
     rule: str
     unit_rule: str
     duplicate_coverage: float

@@ -171,7 +171,13 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--unit_cosine_margin", type=float, default=1.2,
                        help="The same margin for paragraph/sentence pairs decided by cosine")
         g.add_argument("--knn_k", type=int, default=10, help="Neighbours searched per document")
-        g.add_argument("--knn_num_candidates", type=int, default=100, help="HNSW candidates per shard")
+        g.add_argument("--knn_num_candidates", type=int, default=100,
+                       help="HNSW candidates per shard (paragraph/sentence searches; documents too with "
+                            "--document_search approximate)")
+        g.add_argument("--document_search", default="exact", choices=("exact", "approximate"),
+                       help="How each document finds its --knn_k nearest documents: exact (every document "
+                            "compared, the same neighbours on every run and runner; cost grows with documents "
+                            "squared) or approximate (HNSW, like passages; for corpora of millions of documents)")
         g.add_argument("--knn_exclude_same_document", type=_bool, default=True,
                        help="Do not pair units of the same document")
         g.add_argument("--combined_jaccard", type=float, default=0.45,

@@ -260,7 +260,8 @@ class DraftChecker:
         candidates: dict[tuple[str, str], set] = {}
         around: dict[str, float] = {}
         with_bands = [u for u in signed if u["bands"]] if use_minhash else []
-        bodies = ([knn_query(q, cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document) for q in queries]
+        bodies = ([knn_query(q, cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document,
+                             cfg.document_search == "exact") for q in queries]
                   if use_knn else [])
         bodies += [band_query(u, self.max_band_hits) for u in with_bands]
         phase = time.monotonic()
@@ -381,7 +382,8 @@ class DraftChecker:
         self._local.neighbourhoods = (len(known) - len(stored), len(stored), len(missing))
         responses = self._msearch(state.physical, [
             knn_query({"id": r["unit_id"], "doc_id": r["doc_id"], "unit_type": r["unit_type"], "vector": r["vector"]},
-                      cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document) for r in missing])
+                      cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document,
+                      cfg.document_search == "exact") for r in missing])
         for r, result in zip(missing, responses):
             known[r["unit_id"]] = cache[r["unit_id"]] = read_knn_result(r["unit_id"], result)
         return [(r, known[r["unit_id"]]) for r in rows]

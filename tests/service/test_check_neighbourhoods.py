@@ -104,7 +104,8 @@ def test_a_runs_stored_neighbourhoods_are_its_own_knn_searches(es_client, runs):
         src = u["_source"]
         searches += [{"index": physical}, knn_query({"id": src["unit_id"], "doc_id": src["doc_id"], "unit_type": src["unit_type"],
                                                      "vector": src["vector"]}, cfg["knn_k"], cfg["knn_num_candidates"],
-                                                    cfg["knn_exclude_same_document"])]
+                                                    cfg["knn_exclude_same_document"],
+                                                    cfg["document_search"] == "exact")]
     for unit_id, result in zip(sample, es_client.msearch(searches=searches)["responses"]):
         assert row_to_neighbourhood(rows[unit_id]) == read_knn_result(unit_id, result), unit_id
 

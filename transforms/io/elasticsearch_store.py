@@ -67,7 +67,9 @@ class EsConfig(EsConnection):
         return f"{self.physical_base}-{self.slot}" if self.slot else self.physical_base
 
 
-MAPPING_VERSION = 3  # 2: run state per unit (settings, shingles, band keys, offsets, model hash); 3: document tokens
+MAPPING_VERSION = 4  # 2: run state per unit (settings, shingles, band keys, offsets, model hash); 3: document tokens;
+#                     4: documents' vectors also in `doc_vector`, searched exactly (DOC_VECTOR_FIELD)
+DOC_VECTOR_FIELD = "doc_vector"
 
 
 QUANTIZED = ("int8_hnsw", "int4_hnsw", "bbq_hnsw", "int8_flat")
@@ -79,6 +81,8 @@ def index_mapping(dims: int, index_options: str = "hnsw") -> dict:
 
     Quantised types rescore `RESCORE_OVERSAMPLE` x k candidates with the float vectors, so the
     similarity floor and the reported cosine use exact scores (int4 without it: recall 0.81 here).
+    Document units' vectors are indexed a second time in `doc_vector`, a `flat` field (every vector
+    compared: exact, independent of the order vectors were indexed in), kept out of `_source`.
     """
     options: dict = {"type": index_options}
     if "hnsw" in index_options:
@@ -90,6 +94,7 @@ def index_mapping(dims: int, index_options: str = "hnsw") -> dict:
         "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"},
         "mappings": {
             "dynamic": "strict",
+            "_source": {"excludes": [DOC_VECTOR_FIELD]},
             "_meta": {"mapping_version": MAPPING_VERSION},
             "properties": {
                 "unit_id": {"type": "keyword"},
@@ -116,6 +121,8 @@ def index_mapping(dims: int, index_options: str = "hnsw") -> dict:
                 "tokens": {"type": "binary"},  # a document's word sequence (matching/alignment.py)
                 "vector": {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine",
                            "index_options": options},
+                DOC_VECTOR_FIELD: {"type": "dense_vector", "dims": dims, "index": True, "similarity": "cosine",
+                                   "index_options": {"type": "flat"}},
             },
         },
     }
@@ -230,6 +237,8 @@ def to_action(record: dict, index: str) -> dict:
     source.setdefault("doc_id", record["id"])
     source.setdefault("unit_id", record["id"])
     source.setdefault("unit_type", "document")
+    if source["unit_type"] == "document" and "vector" in source:
+        source[DOC_VECTOR_FIELD] = source["vector"]
     return {"_op_type": "index", "_index": index,
             "_id": document_id(source["doc_id"], source["unit_type"], int(source.get("unit_index", 0))),
             "_source": source}

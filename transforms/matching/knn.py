@@ -18,7 +18,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.io.batching import BatchingDoFn
-from transforms.io.elasticsearch_store import EsConfig
+from transforms.io.elasticsearch_store import DOC_VECTOR_FIELD, EsConfig
 from transforms.records import as_list, ordered_pair
 
 NEIGHBOURHOOD_TAG = "neighbourhood"
@@ -35,8 +35,9 @@ class _KnnSearchFn(BatchingDoFn):
     float, or {unit_type: float}: documents and passages searched with their own floors)."""
 
     def __init__(self, config: EsConfig, k: int, num_candidates: int, min_cosine: float, batch_size: int,
-                 exclude_same_document: bool, with_neighbours: bool = False):
+                 exclude_same_document: bool, with_neighbours: bool = False, exact_documents: bool = True):
         super().__init__(config, batch_size)
+        self.exact_documents = exact_documents
         self.with_neighbours = with_neighbours
         self.config = config
         self.exclude_same_document = exclude_same_document
@@ -51,7 +52,8 @@ class _KnnSearchFn(BatchingDoFn):
         searches: list[dict] = []
         for rec in batch:
             searches.append({"index": self.config.physical_index})
-            searches.append(knn_query(rec, self.k, self.num_candidates, self.exclude_same_document))
+            searches.append(knn_query(rec, self.k, self.num_candidates, self.exclude_same_document,
+                                      self.exact_documents))
         started = time.monotonic()
         response = self.client.msearch(searches=searches)
         self.latency.update(int((time.monotonic() - started) * 1000))
@@ -76,15 +78,22 @@ def floor_of(min_cosine, unit_type: str) -> float:
     return min_cosine.get(unit_type, 2.0) if isinstance(min_cosine, dict) else min_cosine
 
 
-def knn_query(rec: dict, k: int, num_candidates: int, exclude_same_document: bool = True) -> dict:
+def knn_query(rec: dict, k: int, num_candidates: int, exclude_same_document: bool = True,
+              exact_documents: bool = True) -> dict:
     """The kNN search body for one unit {"id", "vector", "doc_id", "unit_type"}: its k nearest units
     of the same type, the unit itself and (optionally) the other units of its document excluded in
-    the query, so the k neighbours are all usable. Shared by the job and the draft check (service/)."""
+    the query, so the k neighbours are all usable. Shared by the job and the draft check (service/).
+
+    `exact_documents`: a document searches the `flat` DOC_VECTOR_FIELD (every document compared: the
+    same k neighbours on every run, whatever order the index was built in); else, and for passages,
+    the approximate HNSW field `vector` (num_candidates per shard)."""
+    unit_type = rec.get("unit_type", "document")
+    vector_field = DOC_VECTOR_FIELD if exact_documents and unit_type == "document" else "vector"
     field, value = (("doc_id", rec.get("doc_id", rec["id"])) if exclude_same_document else ("unit_id", rec["id"]))
-    return {"knn": {"field": "vector", "query_vector": as_list(rec["vector"]), "k": k,
+    return {"knn": {"field": vector_field, "query_vector": as_list(rec["vector"]), "k": k,
                     "num_candidates": max(num_candidates, k + 1),
                     "filter": {"bool": {"must_not": [{"term": {field: value}}],
-                                        "filter": [{"term": {"unit_type": rec.get("unit_type", "document")}}]}}},
+                                        "filter": [{"term": {"unit_type": unit_type}}]}}},
             "_source": ["unit_id", "doc_id"], "size": k}
 
 
@@ -110,8 +119,9 @@ class KnnDuplicates(beam.PTransform):
 
     def __init__(self, config: EsConfig, *, ready, k: int = 10, num_candidates: int = 100,
                  min_cosine: float = 0.9, batch_size: int = 64, exclude_same_document: bool = True,
-                 with_neighbourhood: bool = False):
+                 with_neighbourhood: bool = False, exact_documents: bool = True):
         super().__init__()
+        self.exact_documents = exact_documents
         self.with_neighbourhood = with_neighbourhood
         self.exclude_same_document = exclude_same_document
         self.config = config
@@ -125,7 +135,8 @@ class KnnDuplicates(beam.PTransform):
         found = (vectors
                  | "Search" >> beam.ParDo(
                      _KnnSearchFn(self.config, self.k, self.num_candidates, self.min_cosine, self.batch_size,
-                                  self.exclude_same_document, with_neighbours=self.with_neighbourhood),
+                                  self.exclude_same_document, with_neighbours=self.with_neighbourhood,
+                                  exact_documents=self.exact_documents),
                      ready=beam.pvalue.AsSingleton(self.ready)).with_outputs(NEIGHBOURHOOD_TAG, NEIGHBOURS_TAG,
                                                                              main="pairs"))
         pairs = (found["pairs"]

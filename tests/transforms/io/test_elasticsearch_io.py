@@ -9,9 +9,9 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from elasticsearch import helpers
 
-from transforms.io.elasticsearch_store import (EsConfig, RefreshIndex, WriteToElasticsearch, check_cluster, ensure_index,
-                                        index_mapping)
-from transforms.matching.knn import KnnDuplicates
+from transforms.io.elasticsearch_store import (DOC_VECTOR_FIELD, EsConfig, RefreshIndex, WriteToElasticsearch,
+                                               check_cluster, document_id, ensure_index, index_mapping, to_action)
+from transforms.matching.knn import KnnDuplicates, knn_query
 from transforms.records import ConfigError
 
 pytestmark = pytest.mark.integration
@@ -82,8 +82,7 @@ def test_knn_duplicates_finds_planted_pairs_once(es_url, es_client, es_index):
     near = unit([x + rng.gauss(0, 0.01) for x in base[0]])  # cosine ~0.998 to d0
     records = [{"id": f"d{i}", "vector": v} for i, v in enumerate(base)] + [{"id": "d0-copy", "vector": near}]
     ensure_index(es_client, es_index, dims=32)
-    helpers.bulk(es_client, ({"_index": es_index, "_id": r["id"], "_source": {"doc_id": r["id"], "unit_type": "document", "vector": r["vector"]}}
-                             for r in records), refresh=True)
+    helpers.bulk(es_client, (to_action(r, es_index) for r in records), refresh=True)
     try:
         run_knn(config, records)
         # The job carries vectors as float32 arrays between stages: the queries take those too.
@@ -181,6 +180,34 @@ def test_config_rejects_bad_settings():
     with pytest.raises(ValueError):
         EsConfig(url="127.0.0.1:9200")
     assert index_mapping(8, "int8_hnsw")["mappings"]["properties"]["vector"]["index_options"]["type"] == "int8_hnsw"
+
+
+def test_documents_are_also_indexed_for_exact_search_and_passages_are_not(es_url, es_client, es_index):
+    """A document's vector goes to the flat `doc_vector` field too (kept out of _source); a paragraph's
+    only to the HNSW `vector` field; an exact query on doc_vector finds documents only."""
+    config = EsConfig(url=es_url, index=es_index)
+    assert to_action({"id": "p#p0", "doc_id": "p", "unit_type": "paragraph", "vector": [1.0, 0.0]},
+                     "x")["_source"].keys() >= {"vector"}
+    assert DOC_VECTOR_FIELD not in to_action({"id": "p#p0", "doc_id": "p", "unit_type": "paragraph",
+                                              "vector": [1.0, 0.0]}, "x")["_source"]
+    rows = [{"id": "a", "vector": [1.0, 0.0, 0.0]}, {"id": "b", "vector": [0.9, 0.1, 0.0]},
+            {"id": "a#p0", "doc_id": "a", "unit_type": "paragraph", "unit_index": 0, "vector": [0.95, 0.05, 0.0]}]
+    with TestPipeline() as p:
+        _ = (p | beam.Create(rows) | WriteToElasticsearch(config)).indexed | RefreshIndex(config)
+    mapping = es_client.indices.get_mapping(index=config.physical_index)[config.physical_index]["mappings"]
+    assert mapping["properties"][DOC_VECTOR_FIELD]["index_options"]["type"] == "flat"
+    source = es_client.get(index=config.physical_index, id=document_id("a"))["_source"]
+    assert DOC_VECTOR_FIELD not in source and source["vector"] == [1.0, 0.0, 0.0]
+    body = knn_query({"id": "a", "doc_id": "a", "unit_type": "document", "vector": [1.0, 0.0, 0.0]}, 5, 10)
+    assert body["knn"]["field"] == DOC_VECTOR_FIELD
+    hits = es_client.search(index=config.physical_index, **body)["hits"]["hits"]
+    assert [h["_source"]["unit_id"] for h in hits] == ["b"]
+    del body["knn"]["filter"]  # even unfiltered, the field holds documents only
+    hits = es_client.search(index=config.physical_index, **body)["hits"]["hits"]
+    assert sorted(h["_source"]["unit_id"] for h in hits) == ["a", "b"]
+    approximate = knn_query({"id": "a", "doc_id": "a", "unit_type": "document", "vector": [1.0, 0.0, 0.0]}, 5, 10,
+                            exact_documents=False)
+    assert approximate["knn"]["field"] == "vector"
 
 
 def test_the_generic_bulk_write_takes_the_callers_index_ids_and_mapping(es_url, es_client, es_index):
