@@ -270,7 +270,7 @@ class DraftChecker:
         timings["draft_searches_ms"] = round((time.monotonic() - phase) * 1000, 1)
         knn_responses, band_responses = responses[:len(bodies) - len(with_bands)], responses[len(bodies) - len(with_bands):]
         for q, result in zip(queries if use_knn else [], knn_responses):
-            neighbours, mean = read_knn_result(q["id"], result)
+            neighbours, mean = read_knn_result(q["id"], result, cfg.knn_k)
             if mean is not None:
                 around[q["id"]] = mean
             for other, cos in neighbours:
@@ -385,7 +385,7 @@ class DraftChecker:
                       cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document,
                       cfg.document_search == "exact") for r in missing])
         for r, result in zip(missing, responses):
-            known[r["unit_id"]] = cache[r["unit_id"]] = read_knn_result(r["unit_id"], result)
+            known[r["unit_id"]] = cache[r["unit_id"]] = read_knn_result(r["unit_id"], result, cfg.knn_k)
         return [(r, known[r["unit_id"]]) for r in rows]
 
     def _stored_neighbourhoods(self, state: IndexState, unit_ids: list[str]) -> dict:

@@ -107,7 +107,7 @@ def test_a_runs_stored_neighbourhoods_are_its_own_knn_searches(es_client, runs):
                                                     cfg["knn_exclude_same_document"],
                                                     cfg["document_search"] == "exact")]
     for unit_id, result in zip(sample, es_client.msearch(searches=searches)["responses"]):
-        assert row_to_neighbourhood(rows[unit_id]) == read_knn_result(unit_id, result), unit_id
+        assert row_to_neighbourhood(rows[unit_id]) == read_knn_result(unit_id, result, cfg["knn_k"]), unit_id
 
 
 def test_the_check_takes_the_served_runs_neighbourhoods_and_answers_as_if_it_searched(es_url, runs):

@@ -47,6 +47,7 @@ class _KnnSearchFn(BatchingDoFn):
         self.queries = Metrics.counter("knn", "queries")
         self.hits = Metrics.counter("knn", "neighbours_above_floor")
         self.latency = Metrics.distribution("knn", "msearch_latency_ms")
+        self.ties = Metrics.counter("knn", "ties_beyond_window")
 
     def handle(self, batch):
         searches: list[dict] = []
@@ -59,7 +60,9 @@ class _KnnSearchFn(BatchingDoFn):
         self.latency.update(int((time.monotonic() - started) * 1000))
         for rec, result in zip(batch, response["responses"]):
             self.queries.inc()
-            neighbours, around = read_knn_result(rec["id"], result)
+            neighbours, around = read_knn_result(rec["id"], result, self.k)
+            if ties_beyond_window(result, self.k):
+                self.ties.inc()
             floor = floor_of(self.min_cosine, rec.get("unit_type", "document"))
             for other, cosine in neighbours:
                 if cosine < floor:
@@ -78,6 +81,12 @@ def floor_of(min_cosine, unit_type: str) -> float:
     return min_cosine.get(unit_type, 2.0) if isinstance(min_cosine, dict) else min_cosine
 
 
+def tie_window(k: int) -> int:
+    """Hits asked for per search: 3 x k, so neighbours tied at the k-th cosine (copies of one page
+    embed to the same vector) can be ranked by id instead of by the index's internal order."""
+    return 3 * k
+
+
 def knn_query(rec: dict, k: int, num_candidates: int, exclude_same_document: bool = True,
               exact_documents: bool = True) -> dict:
     """The kNN search body for one unit {"id", "vector", "doc_id", "unit_type"}: its k nearest units
@@ -86,21 +95,25 @@ def knn_query(rec: dict, k: int, num_candidates: int, exclude_same_document: boo
 
     `exact_documents`: a document searches the `flat` DOC_VECTOR_FIELD (every document compared: the
     same k neighbours on every run, whatever order the index was built in); else, and for passages,
-    the approximate HNSW field `vector` (num_candidates per shard)."""
+    the approximate HNSW field `vector` (num_candidates per shard). It asks for `tie_window(k)` hits;
+    `read_knn_result` keeps the k first by (cosine descending, unit id)."""
     unit_type = rec.get("unit_type", "document")
     vector_field = DOC_VECTOR_FIELD if exact_documents and unit_type == "document" else "vector"
     field, value = (("doc_id", rec.get("doc_id", rec["id"])) if exclude_same_document else ("unit_id", rec["id"]))
-    return {"knn": {"field": vector_field, "query_vector": as_list(rec["vector"]), "k": k,
-                    "num_candidates": max(num_candidates, k + 1),
+    window = tie_window(k)
+    return {"knn": {"field": vector_field, "query_vector": as_list(rec["vector"]), "k": window,
+                    "num_candidates": max(num_candidates, window + 1),
                     "filter": {"bool": {"must_not": [{"term": {field: value}}],
                                         "filter": [{"term": {"unit_type": unit_type}}]}}},
-            "_source": ["unit_id", "doc_id"], "size": k}
+            "_source": ["unit_id", "doc_id"], "size": window}
 
 
-def read_knn_result(unit_id: str, result: dict) -> tuple[list[tuple[str, float]], float | None]:
-    """One msearch response of `knn_query` -> ([(neighbour unit id, cosine)], neighbourhood): every
-    neighbour comes back (no similarity floor in the query), and their mean cosine is the unit's
-    neighbourhood (None without neighbours), the denominator of the pair margin (merge.py)."""
+def read_knn_result(unit_id: str, result: dict, k: int) -> tuple[list[tuple[str, float]], float | None]:
+    """One msearch response of `knn_query` -> ([(neighbour unit id, cosine)], neighbourhood): the k
+    nearest neighbours by (cosine descending, unit id) — which of several equally near units is k-th
+    does not depend on the order the index was built in — with no similarity floor; their mean
+    cosine is the unit's neighbourhood (None without neighbours), the denominator of the pair margin
+    (merge.py)."""
     if "error" in result:
         raise RuntimeError(f"kNN search failed for {unit_id}: {result['error']}")
     neighbours = []
@@ -108,7 +121,15 @@ def read_knn_result(unit_id: str, result: dict) -> tuple[list[tuple[str, float]]
         other = hit["_source"].get("unit_id") or hit["_source"]["doc_id"]
         if other != unit_id:
             neighbours.append((other, score_to_cosine(hit["_score"])))
+    neighbours = sorted(neighbours, key=lambda n: (-n[1], n[0]))[:k]
     return neighbours, (sum(c for _, c in neighbours) / len(neighbours) if neighbours else None)
+
+
+def ties_beyond_window(result: dict, k: int) -> bool:
+    """True when the search's last hit is as near as the k-th: more units tie at the k-th place than
+    the window holds, so which of them were returned still depends on the index's order."""
+    hits = result.get("hits", {}).get("hits", [])
+    return len(hits) >= tie_window(k) and k <= len(hits) and hits[-1]["_score"] == hits[k - 1]["_score"]
 
 
 class KnnDuplicates(beam.PTransform):

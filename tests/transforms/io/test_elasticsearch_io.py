@@ -232,3 +232,43 @@ def test_the_generic_bulk_write_takes_the_callers_index_ids_and_mapping(es_url, 
     es_client.indices.refresh(index=es_index)
     assert es_client.count(index=es_index)["count"] == 7
     assert es_client.get(index=es_index, id="sku-p3")["_source"] == {"sku": "p3", "price": 3.0}
+
+
+def _pairs_indexed_in(order, config, records, k):
+    with TestPipeline() as p:
+        recs = p | beam.Create([records[i] for i in order], reshuffle=False)
+        ready = (recs | WriteToElasticsearch(config, batch_size=1)).indexed | RefreshIndex(config)
+        pairs = recs | KnnDuplicates(config, ready=ready, k=k, min_cosine=0.5, batch_size=4)
+        assert_that(pairs | beam.Map(lambda r: (r["doc_a"], r["doc_b"])) | beam.combiners.ToList()
+                    | beam.Map(sorted), equal_to([order_free_expected(records, k)]))
+
+
+def order_free_expected(records, k):
+    """Each copy's k neighbours among 13 identical copies: the k smallest other ids (the tie-break)."""
+    copies = sorted(r["id"] for r in records if r["id"].startswith("copy"))
+    return sorted({tuple(sorted((c, o))) for c in copies for o in [x for x in copies if x != c][:k]})
+
+
+@pytest.mark.parametrize("order", ["forward", "backward"])
+def test_neighbours_tied_at_the_kth_place_are_chosen_by_id_not_by_index_order(es_url, es_index, order):
+    """13 documents embed to the same vector (copies of one page): each has 12 neighbours at cosine
+    1.0 and room for k = 4. Which 4 must not depend on the order the index was built in (it did:
+    two Flink runs of 20,000 pages differed in 636 tie-swapped pairs): the 4 smallest ids."""
+    same = unit([1.0, 2.0, 3.0, 4.0])
+    records = ([{"id": f"copy{i:02d}", "vector": same} for i in range(13)]
+               + [{"id": "other", "vector": unit([4.0, -3.0, 2.0, -1.0])}])
+    indices = list(range(len(records)))
+    _pairs_indexed_in(indices if order == "forward" else indices[::-1], EsConfig(url=es_url, index=es_index),
+                      records, k=4)
+
+
+def test_ties_beyond_the_window_are_reported():
+    from transforms.matching.knn import tie_window, ties_beyond_window
+
+    def result(scores):
+        return {"hits": {"hits": [{"_score": s, "_source": {"unit_id": f"u{i}"}} for i, s in enumerate(scores)]}}
+
+    assert tie_window(4) == 12
+    assert ties_beyond_window(result([1.0] * 12), 4)                # 12 returned, all tied: more may exist
+    assert not ties_beyond_window(result([1.0] * 11), 4)              # the search ran out: all were seen
+    assert not ties_beyond_window(result([1.0] * 5 + [0.9] * 7), 4)   # the tie ends inside the window
