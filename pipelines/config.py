@@ -193,6 +193,11 @@ class JobConfig:
     def incremental(self) -> bool:
         return self.mode == "incremental"
 
+    @property
+    def exact_documents(self) -> bool:
+        """Documents search their neighbours exactly (`--document_search exact`; knn.knn_query)."""
+        return self.document_search == "exact"
+
     def thresholds(self) -> tuple[dict, dict]:
         """({unit_type: cosine threshold}, {unit_type: jaccard threshold})."""
         cos = {t: self.cosine_threshold if t == "document" else self.unit_cosine_threshold for t in UNIT_TYPES}

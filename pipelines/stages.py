@@ -264,7 +264,7 @@ class SemanticMatch(beam.PTransform):
         return queries | "KnnSearch" >> KnnDuplicates(
             self.job.es, ready=self.ready, k=cfg.knn_k, num_candidates=cfg.knn_num_candidates,
             min_cosine=self.job.min_cosine, exclude_same_document=cfg.knn_exclude_same_document,
-            with_neighbourhood=True, exact_documents=cfg.document_search == "exact")
+            with_neighbourhood=True, exact_documents=cfg.exact_documents)
 
 
 def lsh_runs(job: Job) -> dict:

@@ -261,7 +261,7 @@ class DraftChecker:
         around: dict[str, float] = {}
         with_bands = [u for u in signed if u["bands"]] if use_minhash else []
         bodies = ([knn_query(q, cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document,
-                             cfg.document_search == "exact") for q in queries]
+                             cfg.exact_documents) for q in queries]
                   if use_knn else [])
         bodies += [band_query(u, self.max_band_hits) for u in with_bands]
         phase = time.monotonic()
@@ -383,7 +383,7 @@ class DraftChecker:
         responses = self._msearch(state.physical, [
             knn_query({"id": r["unit_id"], "doc_id": r["doc_id"], "unit_type": r["unit_type"], "vector": r["vector"]},
                       cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document,
-                      cfg.document_search == "exact") for r in missing])
+                      cfg.exact_documents) for r in missing])
         for r, result in zip(missing, responses):
             known[r["unit_id"]] = cache[r["unit_id"]] = read_knn_result(r["unit_id"], result, cfg.knn_k)
         return [(r, known[r["unit_id"]]) for r in rows]
