@@ -173,7 +173,8 @@ class DedupOptions(PipelineOptions):
         g.add_argument("--knn_k", type=int, default=10, help="Neighbours searched per document")
         g.add_argument("--knn_num_candidates", type=int, default=100,
                        help="HNSW candidates per shard (paragraph/sentence searches; documents too with "
-                            "--document_search approximate)")
+                            "--document_search approximate); raised to 3 x --knn_k + 1 where smaller, since "
+                            "each search takes 3 x --knn_k hits to rank ties at the k-th place by unit id")
         g.add_argument("--document_search", default="exact", choices=("exact", "approximate"),
                        help="How each document finds its --knn_k nearest documents: exact (every document "
                             "compared, the same neighbours on every run and runner; cost grows with documents "
