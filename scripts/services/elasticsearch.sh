@@ -124,6 +124,9 @@ start() {
   fi
   write_config
   mkdir -p "$ES_DATA" "$ES_LOGS" "$ES_TMP"
+  # Elasticsearch's launcher leaves a final-flags* folder (a JVM's gc.log) in its own temp folder at
+  # every start; CLI_JAVA_OPTS points that at ES_TMP, not /tmp, and the last start's are removed here.
+  rm -rf "$ES_TMP"/final-flags*
   local -a as_user=()
   if is_root; then
     # The server runs as the service user; it owns what it writes.
@@ -133,7 +136,8 @@ start() {
   local java_home; java_home="$(find_java)"
   log "starting elasticsearch $ES_VERSION on $URL as $(is_root && echo "$ES_USER" || id -un) (java: $java_home, heap $ES_HEAP, home $ES_HOME)"
   : > "$SERVICES_DIR/$NAME.log"
-  setsid "${as_user[@]}" env ES_JAVA_HOME="$java_home" ES_TMPDIR="$ES_TMP" "$ES_HOME/bin/elasticsearch" \
+  setsid "${as_user[@]}" env ES_JAVA_HOME="$java_home" ES_TMPDIR="$ES_TMP" \
+    CLI_JAVA_OPTS="-Djava.io.tmpdir=$ES_TMP" "$ES_HOME/bin/elasticsearch" \
     >> "$SERVICES_DIR/$NAME.log" 2>&1 < /dev/null &
   echo $! > "$SERVICES_DIR/$NAME.pid"
   wait_ready

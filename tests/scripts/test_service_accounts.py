@@ -3,6 +3,7 @@
 - an ordinary user, from a private (mode-700) home: the server runs as that user;
 - root, from a mode-700 folder the service user cannot enter: the server runs as the service user
   from a place it can reach, and the script says so in one line.
+A start leaves nothing in /tmp (Elasticsearch's launcher writes a folder there unless told otherwise).
 
 Each case copies scripts/services into the private folder and starts a second, small server on its
 own port (from the distribution zip the suite's server was installed from), checks its health and who
@@ -58,6 +59,12 @@ def _server_users(es_home: str) -> set[str]:
     return {r[0] for r in rows if len(r) == 3 and r[1].endswith("/java") and es_home in r[2]}
 
 
+def _launcher_temp_folders(user: str) -> set[Path]:
+    """The folders Elasticsearch's launcher makes at each start (final-flags*) that `user` owns in /tmp,
+    Java's default temp folder whatever TMPDIR says."""
+    return {p for p in Path("/tmp").glob("final-flags*") if p.owner() == user}
+
+
 def _base_env(services: Path, port: int, home: str) -> dict:
     env = {"PATH": os.environ["PATH"], "HOME": home, "SERVICES_DIR": str(services), "ES_PORT": str(port),
            "ES_HEAP": "256m", "ES_START_TIMEOUT": "240", "LANG": "C.UTF-8"}
@@ -97,10 +104,12 @@ def test_elasticsearch_starts_as_an_ordinary_user_from_a_private_home(ordinary_u
         subprocess.run(["chown", "-R", f"{name}:", str(home)], check=True)
     as_user = ["runuser", "-u", name, "--"] if IS_ROOT else []
     script = str(clone / "scripts/services/elasticsearch.sh")
+    temp_before = _launcher_temp_folders(name)
     start = _run([*as_user, "env", *[f"{k}={v}" for k, v in env.items()], "bash", script, "start"], env=env)
     try:
         assert start.returncode == 0, start.stderr[-3000:]
         assert '"status":"green"' in _health(9291) or '"status":"yellow"' in _health(9291)
+        assert _launcher_temp_folders(name) == temp_before, "a start must leave nothing in /tmp"
         es_home = _run([*as_user, "env", *[f"{k}={v}" for k, v in env.items()], "bash", script, "home"], env=env).stdout.strip()
         assert es_home.startswith(str(services))  # in the user's own folder, not relocated
         assert _server_users(es_home) == {name}, "the server must run as the user who started it"
