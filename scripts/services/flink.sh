@@ -166,12 +166,20 @@ memory_params() {
   grep '^BASH_JAVA_UTILS_EXEC_RESULT:' <<< "$out" | tail -n 2 | sed 's/^BASH_JAVA_UTILS_EXEC_RESULT://'
 }
 
+# started_taskmanagers: the name of every TaskManager this folder started (a pid file each), whatever
+# FLINK_TASKMANAGERS says now.
+started_taskmanagers() {
+  local f
+  for f in "$SERVICES_DIR"/flink-taskmanager*.pid; do [[ -e "$f" ]] && basename "$f" .pid; done
+  return 0
+}
+
 # running_layout: "TASKMANAGERS SLOTS" of the cluster this folder started, if its JobManager runs: the
 # TaskManagers whose pid is alive, and the slots of the configuration it was started with.
 running_layout() {
   pid_alive flink-jobmanager || return 1
-  local f n=0 slots
-  for f in "$SERVICES_DIR"/flink-taskmanager*.pid; do [[ -e "$f" ]] && pid_alive "$(basename "$f" .pid)" && n=$((n + 1)); done
+  local name n=0 slots
+  for name in $(started_taskmanagers); do pid_alive "$name" && n=$((n + 1)); done
   slots="$(sed -n 's/^taskmanager.numberOfTaskSlots: *//p' "$CONF/flink-conf.yaml" 2>/dev/null)"
   echo "$n ${slots:-?}"
 }
@@ -235,8 +243,7 @@ wait_ready() {
 
 stop() {
   stop_pid flink-jobserver
-  # every TaskManager this folder started, whatever FLINK_TASKMANAGERS says now
-  local f; for f in "$SERVICES_DIR"/flink-taskmanager*.pid; do [[ -e "$f" ]] && stop_pid "$(basename "$f" .pid)"; done
+  local name; for name in $(started_taskmanagers); do stop_pid "$name"; done
   stop_pid flink-jobmanager
 }
 
