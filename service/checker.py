@@ -39,7 +39,7 @@ from transforms.io.elasticsearch import EsConnection
 from transforms.io.elasticsearch_store import EsConfig, alias_target, pairs_index
 from transforms.io.neighbourhood_store import read_neighbourhoods
 from transforms.io.run_state import read_run_state
-from transforms.matching.knn import floor_of, knn_query, read_knn_result
+from transforms.matching.knn import floor_of, knn_query, read_knn_result, widen_ties
 from transforms.matching.merge import overlap, score_pair
 from transforms.matching.alignment import align, sequence_from_text
 from transforms.matching.rollup import roll_up, with_shares
@@ -269,6 +269,9 @@ class DraftChecker:
         responses = self._msearch(state.physical, bodies)
         timings["draft_searches_ms"] = round((time.monotonic() - phase) * 1000, 1)
         knn_responses, band_responses = responses[:len(bodies) - len(with_bands)], responses[len(bodies) - len(with_bands):]
+        knn_responses, _ = widen_ties(lambda more: self._msearch(state.physical, more), queries if use_knn else [],
+                                      knn_responses, cfg.knn_k, cfg.knn_num_candidates,
+                                      cfg.knn_exclude_same_document, cfg.exact_documents)
         for q, result in zip(queries if use_knn else [], knn_responses):
             neighbours, mean = read_knn_result(q["id"], result, cfg.knn_k)
             if mean is not None:
@@ -380,10 +383,11 @@ class DraftChecker:
             known[unit_id] = cache[unit_id] = found
         missing = [r for r in missing if r["unit_id"] not in stored]
         self._local.neighbourhoods = (len(known) - len(stored), len(stored), len(missing))
-        responses = self._msearch(state.physical, [
-            knn_query({"id": r["unit_id"], "doc_id": r["doc_id"], "unit_type": r["unit_type"], "vector": r["vector"]},
-                      cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document,
-                      cfg.exact_documents) for r in missing])
+        recs = [{"id": r["unit_id"], "doc_id": r["doc_id"], "unit_type": r["unit_type"], "vector": r["vector"]}
+                for r in missing]
+        search = (cfg.knn_k, cfg.knn_num_candidates, cfg.knn_exclude_same_document, cfg.exact_documents)
+        responses, _ = widen_ties(lambda bodies: self._msearch(state.physical, bodies), recs,
+                                  self._msearch(state.physical, [knn_query(q, *search) for q in recs]), *search)
         for r, result in zip(missing, responses):
             known[r["unit_id"]] = cache[r["unit_id"]] = read_knn_result(r["unit_id"], result, cfg.knn_k)
         return [(r, known[r["unit_id"]]) for r in rows]

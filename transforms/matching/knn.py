@@ -42,26 +42,32 @@ class _KnnSearchFn(BatchingDoFn):
         self.config = config
         self.exclude_same_document = exclude_same_document
         self.k = k
-        self.num_candidates = max(num_candidates, k + 1)
+        self.num_candidates = num_candidates
         self.min_cosine = min_cosine
         self.queries = Metrics.counter("knn", "queries")
         self.hits = Metrics.counter("knn", "neighbours_above_floor")
         self.latency = Metrics.distribution("knn", "msearch_latency_ms")
         self.ties = Metrics.counter("knn", "ties_beyond_window")
+        self.widened = Metrics.counter("knn", "searches_widened_for_ties")
+
+    def _msearch(self, bodies: list[dict]) -> list[dict]:
+        searches = []
+        for body in bodies:
+            searches += [{"index": self.config.physical_index}, body]
+        return self.client.msearch(searches=searches)["responses"]
 
     def handle(self, batch):
-        searches: list[dict] = []
-        for rec in batch:
-            searches.append({"index": self.config.physical_index})
-            searches.append(knn_query(rec, self.k, self.num_candidates, self.exclude_same_document,
-                                      self.exact_documents))
         started = time.monotonic()
-        response = self.client.msearch(searches=searches)
+        responses = self._msearch([knn_query(rec, self.k, self.num_candidates, self.exclude_same_document,
+                                             self.exact_documents) for rec in batch])
+        responses, widened = widen_ties(self._msearch, batch, responses, self.k, self.num_candidates,
+                                        self.exclude_same_document, self.exact_documents)
         self.latency.update(int((time.monotonic() - started) * 1000))
-        for rec, result in zip(batch, response["responses"]):
+        self.widened.inc(widened)
+        for rec, result in zip(batch, responses):
             self.queries.inc()
             neighbours, around = read_knn_result(rec["id"], result, self.k)
-            if ties_beyond_window(result, self.k):
+            if ties_beyond_window(result, self.k, MAX_WINDOW):
                 self.ties.inc()
             floor = floor_of(self.min_cosine, rec.get("unit_type", "document"))
             for other, cosine in neighbours:
@@ -81,28 +87,33 @@ def floor_of(min_cosine, unit_type: str) -> float:
     return min_cosine.get(unit_type, 2.0) if isinstance(min_cosine, dict) else min_cosine
 
 
+# Elasticsearch's ceiling on a kNN search's k and num_candidates (and the default max_result_window).
+MAX_WINDOW = 10_000
+
+
 def tie_window(k: int) -> int:
     """Hits asked for per search: 3 x k, so neighbours tied at the k-th cosine (copies of one page
-    embed to the same vector) can be ranked by id instead of by the index's internal order."""
+    embed to the same vector) can be ranked by id instead of by the index's internal order; a search
+    whose ties run past it is asked again with a wider window (`widen_ties`)."""
     return 3 * k
 
 
 def knn_query(rec: dict, k: int, num_candidates: int, exclude_same_document: bool = True,
-              exact_documents: bool = True) -> dict:
+              exact_documents: bool = True, window: int | None = None) -> dict:
     """The kNN search body for one unit {"id", "vector", "doc_id", "unit_type"}: its k nearest units
     of the same type, the unit itself and (optionally) the other units of its document excluded in
     the query, so the k neighbours are all usable. Shared by the job and the draft check (service/).
 
     `exact_documents`: a document searches the `flat` DOC_VECTOR_FIELD (every document compared: the
     same k neighbours on every run, whatever order the index was built in); else, and for passages,
-    the approximate HNSW field `vector` (num_candidates per shard). It asks for `tie_window(k)` hits;
-    `read_knn_result` keeps the k first by (cosine descending, unit id)."""
+    the approximate HNSW field `vector` (num_candidates per shard). It asks for `window` hits
+    (`tie_window(k)` unless given); `read_knn_result` keeps the k first by (cosine descending, unit id)."""
     unit_type = rec.get("unit_type", "document")
     vector_field = DOC_VECTOR_FIELD if exact_documents and unit_type == "document" else "vector"
     field, value = (("doc_id", rec.get("doc_id", rec["id"])) if exclude_same_document else ("unit_id", rec["id"]))
-    window = tie_window(k)
+    window = min(window or tie_window(k), MAX_WINDOW)
     return {"knn": {"field": vector_field, "query_vector": as_list(rec["vector"]), "k": window,
-                    "num_candidates": max(num_candidates, window + 1),
+                    "num_candidates": min(max(num_candidates, window + 1), MAX_WINDOW),
                     "filter": {"bool": {"must_not": [{"term": {field: value}}],
                                         "filter": [{"term": {"unit_type": unit_type}}]}}},
             "_source": ["unit_id", "doc_id"], "size": window}
@@ -125,11 +136,34 @@ def read_knn_result(unit_id: str, result: dict, k: int) -> tuple[list[tuple[str,
     return neighbours, (sum(c for _, c in neighbours) / len(neighbours) if neighbours else None)
 
 
-def ties_beyond_window(result: dict, k: int) -> bool:
-    """True when the search's last hit is as near as the k-th: more units tie at the k-th place than
-    the window holds, so which of them were returned still depends on the index's order."""
+def ties_beyond_window(result: dict, k: int, window: int | None = None) -> bool:
+    """True when a search of `window` hits (`tie_window(k)` unless given) came back full and its last
+    hit is as near as the k-th: more units tie at the k-th place than it holds, so which of them were
+    returned still depends on the index's order."""
     hits = result.get("hits", {}).get("hits", [])
-    return len(hits) >= tie_window(k) and k <= len(hits) and hits[-1]["_score"] == hits[k - 1]["_score"]
+    full = len(hits) >= min(window or tie_window(k), MAX_WINDOW)
+    return full and k <= len(hits) and hits[-1]["_score"] == hits[k - 1]["_score"]
+
+
+def widen_ties(msearch, recs: list[dict], results: list[dict], k: int, num_candidates: int,
+               exclude_same_document: bool = True, exact_documents: bool = True) -> tuple[list[dict], int]:
+    """The `knn_query` results of `recs` -> (results, searches asked again): a search whose ties at
+    the k-th cosine run past its window (a class of identical copies larger than 3 x k) is asked again
+    with twice the window until the class ends inside it (or MAX_WINDOW), so the k neighbours chosen
+    by id are the same whatever order the index was built in. `msearch`: [body] -> [response]."""
+    results, windows, asked = list(results), [tie_window(k)] * len(recs), 0
+    pending = [i for i, result in enumerate(results) if "error" not in result and ties_beyond_window(result, k)]
+    while pending:
+        for i in pending:
+            windows[i] = min(2 * windows[i], MAX_WINDOW)
+        again = msearch([knn_query(recs[i], k, num_candidates, exclude_same_document, exact_documents, windows[i])
+                         for i in pending])
+        asked += len(pending)
+        for i, result in zip(pending, again):
+            results[i] = result
+        pending = [i for i in pending if windows[i] < MAX_WINDOW and "error" not in results[i]
+                   and ties_beyond_window(results[i], k, windows[i])]
+    return results, asked
 
 
 class KnnDuplicates(beam.PTransform):

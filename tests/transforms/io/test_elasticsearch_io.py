@@ -244,7 +244,7 @@ def _pairs_indexed_in(order, config, records, k):
 
 
 def order_free_expected(records, k):
-    """Each copy's k neighbours among 13 identical copies: the k smallest other ids (the tie-break)."""
+    """Each copy's k neighbours among identical copies: the k smallest other ids (the tie-break)."""
     copies = sorted(r["id"] for r in records if r["id"].startswith("copy"))
     return sorted({tuple(sorted((c, o))) for c in copies for o in [x for x in copies if x != c][:k]})
 
@@ -260,6 +260,41 @@ def test_neighbours_tied_at_the_kth_place_are_chosen_by_id_not_by_index_order(es
     indices = list(range(len(records)))
     _pairs_indexed_in(indices if order == "forward" else indices[::-1], EsConfig(url=es_url, index=es_index),
                       records, k=4)
+
+
+@pytest.mark.parametrize("order", ["forward", "backward"])
+def test_ties_beyond_the_search_window_are_searched_again_and_still_chosen_by_id(es_url, es_index, order):
+    """30 identical documents, k = 4: more ties than the 3 x k hits a search first asks for (what two
+    20,000-page Flink runs still swapped: 15 pairs). The tied searches are asked again with a wider
+    window, so the 4 smallest ids win in either index order."""
+    same = unit([1.0, 2.0, 3.0, 4.0])
+    records = ([{"id": f"copy{i:02d}", "vector": same} for i in range(30)]
+               + [{"id": "other", "vector": unit([4.0, -3.0, 2.0, -1.0])}])
+    indices = list(range(len(records)))
+    _pairs_indexed_in(indices if order == "forward" else indices[::-1], EsConfig(url=es_url, index=es_index),
+                      records, k=4)
+
+
+def test_widen_ties_asks_again_until_the_tie_class_ends_inside_the_window():
+    """Against a stand-in for msearch over 50 tied units and one farther: a tied search is asked at
+    12 (3 x k) hits, then 24, 48 and 96 — where the class ends inside the window — and no further;
+    an untied search and a failed one are not asked again."""
+    from transforms.matching.knn import widen_ties
+
+    scores = [1.0] * 50 + [0.5]
+    asked = []
+
+    def msearch(bodies):
+        asked.append([b["size"] for b in bodies])
+        return [{"hits": {"hits": [{"_score": s, "_source": {"unit_id": f"u{i:02d}"}}
+                                   for i, s in enumerate(scores[:b["size"]])]}} for b in bodies]
+
+    recs = [{"id": "q", "vector": [1.0, 0.0]}, {"id": "r", "vector": [0.0, 1.0]}, {"id": "s", "vector": [1.0, 1.0]}]
+    first = msearch([{"size": 12}]) + [{"hits": {"hits": [{"_score": 1.0}] * 5 + [{"_score": 0.9}] * 7}},
+                                       {"error": {"reason": "boom"}}]
+    results, again = widen_ties(msearch, recs, first, k=4, num_candidates=100)
+    assert asked[1:] == [[24], [48], [96]] and again == 3
+    assert len(results[0]["hits"]["hits"]) == 51 and results[1:] == first[1:]
 
 
 def test_ties_beyond_the_window_are_reported():
