@@ -290,13 +290,13 @@ class FetchStoredUnits(beam.PTransform):
         return unit_ids | "MGet" >> beam.ParDo(_FetchStoredFn(self.config))
 
 
-def delete_matching(client, index: str, query: dict, page: int = 1000) -> int:
-    """Deletes every document of `index` matching `query`; returns how many. Pages through the ids
-    (sorted by unit_id, search_after) and deletes them with bulk requests: works on clusters without
-    the reindex module's _delete_by_query too."""
+def delete_matching(client, index: str, query: dict, page: int = 1000) -> list[str]:
+    """Deletes every document of `index` matching `query`; returns the ids it deleted. Pages through
+    the ids (sorted by unit_id, search_after) and deletes them with bulk requests: works on clusters
+    without the reindex module's _delete_by_query too."""
     from elasticsearch import helpers
 
-    deleted, after = 0, None
+    deleted, after = [], None
     while True:
         body = {"query": query, "size": page, "sort": [{"unit_id": "asc"}], "_source": False}
         if after is not None:
@@ -304,9 +304,11 @@ def delete_matching(client, index: str, query: dict, page: int = 1000) -> int:
         hits = client.search(index=index, **body)["hits"]["hits"]
         if not hits:
             return deleted
-        ok, _ = helpers.bulk(client, ({"_op_type": "delete", "_index": index, "_id": h["_id"]} for h in hits),
-                             raise_on_error=False)
-        deleted += ok
+        for ok, item in helpers.streaming_bulk(
+                client, ({"_op_type": "delete", "_index": index, "_id": h["_id"]} for h in hits),
+                raise_on_error=False):
+            if ok:
+                deleted.append(item["delete"]["_id"])
         after = hits[-1]["sort"]
 
 
@@ -321,13 +323,14 @@ class _PruneFn(_Batched):
                    for doc_id, unit_ids in batch]
         deleted = delete_matching(self.client, self.config.physical_index,
                                   {"bool": {"should": clauses, "minimum_should_match": 1}})
-        self.deleted.inc(deleted)
-        yield deleted
+        self.deleted.inc(len(deleted))
+        yield from deleted
 
 
 class PruneStaleUnits(beam.PTransform):
-    """(doc id, the unit ids it has now) -> counts of deleted units: the indexed units of that
-    document that it no longer has (a changed document with fewer paragraphs)."""
+    """(doc id, the unit ids it has now) -> ids of the deleted units: the indexed units of that
+    document that it no longer has (a changed document with fewer paragraphs). One element per unit
+    deleted, so a count of them does not depend on how the runner batched the documents."""
 
     def __init__(self, config: EsConfig):
         super().__init__()
