@@ -27,6 +27,7 @@ from transforms.io.ingest import DropDuplicateIds, ReadCorpus
 from transforms.io.sinks import (DUPLICATES_SCHEMA, GROUPS_CURRENT_SCHEMA, GROUPS_SCHEMA, UNIT_MATCHES_SCHEMA,
                                  WriteDeadLetters, WriteTable)
 from transforms.io.bq_sink import WriteRunTable
+from transforms.io.bundles import ShardedBundles
 from transforms.matching.common_source import CommonSourcePairs
 from transforms.matching.groups import DuplicateGroups
 from transforms.matching.alignment import sequence_to_text
@@ -171,7 +172,9 @@ class PrepareUnits(beam.PTransform):
         templates = corpus | "FindTemplates" >> FindTemplates(cfg.template_min_docs, cfg.template_min_share)
         template_keys = beam.pvalue.AsDict(templates | "TemplateKeys" >> beam.Map(lambda t: (t["key"], t["documents"])))
         # Splitting reads the template side input, which needs every document first: a stage boundary.
-        units = (docs | "AwaitTemplates" >> beam.Reshuffle()
+        # In shards of ~20 pages per 20,000 (not a Reshuffle): this stage's output is ~58 KB a page, and
+        # Flink's batch runner holds a bundle's output in the TaskManager's heap (transforms/io/bundles.py).
+        units = (docs | "AwaitTemplates" >> ShardedBundles(key=lambda d: d["id"])
                  | "SplitUnits" >> SplitUnits(list(cfg.units), min_chars=cfg.min_unit_chars, templates=template_keys))
         # Documents, and (by default) paragraphs long enough to be a passage; template paragraphs never.
         to_match = units | "UnitsToMatch" >> beam.Filter(is_matchable, list(cfg.match_units), cfg.min_passage_chars)
@@ -258,10 +261,14 @@ class SemanticMatch(beam.PTransform):
             return queries | "ExactKnn" >> ExactKnnDuplicates(
                 k=cfg.knn_k, min_cosine=self.job.min_cosine, exclude_same_document=cfg.knn_exclude_same_document,
                 with_neighbourhood=True)
+        # One shard of the queries per bundle: a bundle's neighbours and pairs wait in the runner's heap on
+        # Flink until it ends (transforms/io/bundles.py). The count is of the queries before the shuffle,
+        # so that the progress step fuses with the searches instead of holding a partition of its own.
+        sharded = queries | "QueriesInShards" >> ShardedBundles(key=lambda r: r["id"])
         if self.with_progress:
             n_queries = beam.pvalue.AsSingleton(queries | "CountQueries" >> beam.combiners.Count.Globally())
-            queries = queries | "KnnProgress" >> self.job.progress("knn", "queries", total=n_queries)
-        return queries | "KnnSearch" >> KnnDuplicates(
+            sharded = sharded | "KnnProgress" >> self.job.progress("knn", "queries", total=n_queries)
+        return sharded | "KnnSearch" >> KnnDuplicates(
             self.job.es, ready=self.ready, k=cfg.knn_k, num_candidates=cfg.knn_num_candidates,
             min_cosine=self.job.min_cosine, exclude_same_document=cfg.knn_exclude_same_document,
             with_neighbourhood=True, exact_documents=cfg.exact_documents)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
+from transforms.io.bundles import OneBundlePerKey, stable_shard
 from transforms.signals.models import DEFAULT_MODEL, default_batch_size, load_encoder
 
 
@@ -263,8 +264,10 @@ class EmbedTexts(beam.PTransform):
             return sorted(kv[1], key=lambda item: (item[1], _stable_key_hash(item[0])))
 
         return (keyed_texts
-                | "DealIntoGroups" >> beam.Map(deal, n_texts)
+                | "DealIntoGroups" >> beam.Map(deal, n_texts).with_output_types(Tuple[int, Any])
                 | "GroupTexts" >> beam.GroupByKey()
+                # One group per bundle on Flink, whose batch runner holds a bundle's vectors in its heap.
+                | "OneGroupPerBundle" >> OneBundlePerKey()
                 | "SortGroup" >> beam.Map(sort_group)
                 | "RunInference" >> RunInference(self.handler)
                 | "ToEmbedding" >> beam.FlatMap(lambda result: [to_record(k, v, result.model_id)
@@ -279,6 +282,23 @@ def text_key(text: str) -> str:
 def _any(values):
     """CombineFn body: one of equal values."""
     return next(iter(values))
+
+
+_VECTOR, _KEY = 0, 1
+
+
+def fan_out(shard, repeated) -> Iterable[dict]:
+    """(shard, [(_VECTOR, Embedding) | (_KEY, (text key, key))]) -> the Embedding of each key's text,
+    with the key as its id. Counts the keys served by another key's encode in `repeated`."""
+    embeddings, wanted = {}, []
+    for tag, value in shard[1]:
+        if tag == _VECTOR:
+            embeddings[value["id"]] = value
+        else:
+            wanted.append(value)
+    repeated.inc(len(wanted) - len(embeddings))
+    for text, key in wanted:
+        yield {**embeddings[text], "id": key}
 
 
 class EmbedDistinctTexts(beam.PTransform):
@@ -302,13 +322,14 @@ class EmbedDistinctTexts(beam.PTransform):
                  | "OnePerText" >> beam.CombinePerKey(_any))
         embedded = texts | "EmbedDistinct" >> self.embedder
 
-        def fan_out(element):
-            _, grouped = element
-            record = grouped["embedding"][0]
-            repeated.inc(len(grouped["keys"]) - 1)
-            for key in grouped["keys"]:
-                yield {**record, "id": key}
-
-        vectors = ({"embedding": embedded | "ByTextKey" >> beam.Map(lambda r: (r["id"], r)), "keys": keys}
-                   | "JoinKeys" >> beam.CoGroupByKey() | "FanOut" >> beam.FlatMap(fan_out))
+        # The join is by shard of text keys, one shard per bundle (OneBundlePerKey): this stage hands on a
+        # vector for every key, and Flink's batch runner holds a bundle's output in its heap.
+        vectors = ((embedded | "EmbeddingsByShard" >> beam.Map(lambda r: (stable_shard(r["id"]), (_VECTOR, r))
+                                                                ).with_output_types(Tuple[int, Any]),
+                    keys | "KeysByShard" >> beam.Map(lambda hk: (stable_shard(hk[0]), (_KEY, hk))
+                                                     ).with_output_types(Tuple[int, Any]))
+                   | "BothByShard" >> beam.Flatten()
+                   | "JoinKeys" >> beam.GroupByKey()
+                   | "OneShardPerBundle" >> OneBundlePerKey()
+                   | "FanOut" >> beam.FlatMap(fan_out, repeated))
         return {"vectors": vectors, "embedded": embedded}
