@@ -171,11 +171,11 @@ class PrepareUnits(beam.PTransform):
         corpus = docs if self.corpus is None else self.corpus
         templates = corpus | "FindTemplates" >> FindTemplates(cfg.template_min_docs, cfg.template_min_share)
         template_keys = beam.pvalue.AsDict(templates | "TemplateKeys" >> beam.Map(lambda t: (t["key"], t["documents"])))
-        # Splitting reads the template side input, which needs every document first: a stage boundary.
-        # In shards of ~20 pages per 20,000 (not a Reshuffle): this stage's output is ~58 KB a page, and
-        # Flink's batch runner holds a bundle's output in the TaskManager's heap (transforms/io/bundles.py).
-        units = (docs | "AwaitTemplates" >> ShardedBundles(key=lambda d: d["id"])
-                 | "SplitUnits" >> SplitUnits(list(cfg.units), min_chars=cfg.min_unit_chars, templates=template_keys))
+        # Splitting reads the template side input, which needs every document first: a stage boundary. In
+        # shards of ~20 pages per 20,000: this stage's output is ~58 KB a page, and Flink's batch runner
+        # holds a bundle's output in the TaskManager's heap (transforms/io/bundles.py).
+        units = docs | "SplitUnits" >> SplitUnits(list(cfg.units), min_chars=cfg.min_unit_chars,
+                                                  templates=template_keys, sharded=True)
         # Documents, and (by default) paragraphs long enough to be a passage; template paragraphs never.
         to_match = units | "UnitsToMatch" >> beam.Filter(is_matchable, list(cfg.match_units), cfg.min_passage_chars)
         return {"templates": templates, "units": units, "to_match": to_match}
@@ -200,21 +200,20 @@ class SignAndEmbed(beam.PTransform):
             return EmbedKey.of(u, settings[u["unit_type"]], model, model_hash), u["text"]
 
         # Embed deals the units into fixed groups (one encode call each, the same on every runner): that
-        # shuffle also spreads them over the workers, unfused from the read.
-        to_embed = beam.pvalue.AsSingleton(signed | "CountToEmbed" >> beam.combiners.Count.Globally())
+        # shuffle also spreads them over the workers, unfused from the read. Progress counts the groups
+        # as they are encoded.
         embedder = EmbedTexts(cfg.model, batch_size=cfg.embed_batch_size, min_batch_size=cfg.embed_min_batch,
                               max_batch_size=cfg.embed_max_batch, device=cfg.device or None,
                               precision=cfg.embed_precision, backend=cfg.embed_backend,
-                              torch_threads=cfg.torch_threads or None, long_texts=cfg.long_texts)
+                              torch_threads=cfg.torch_threads or None, long_texts=cfg.long_texts,
+                              progress=self.job.progress("embed", "groups of texts"))
         keyed = signed | "KeyForEmbedding" >> beam.Map(embedding_key)
         if cfg.embed_distinct_texts:  # each distinct text is encoded once: copies share its vector
             embedded = keyed | "Embed" >> EmbedDistinctTexts(embedder)
         else:
             each = keyed | "Embed" >> embedder
             embedded = {"vectors": each, "embedded": each}
-        vectors = (embedded["vectors"]
-                   | "EmbedProgress" >> self.job.progress("embed", "units", total=to_embed)
-                   | "WithMetadata" >> beam.Map(lambda r: {**r, **r["id"]._asdict()}))
+        vectors = embedded["vectors"] | "WithMetadata" >> beam.Map(lambda r: {**r, **r["id"]._asdict()})
         # The shingles, bands and settings a Vector also carries would otherwise wait in memory until
         # the searches.
         matchable = vectors | "ForMatching" >> beam.Map(lambda r: {k: r[k] for k in MATCH_FIELDS})
@@ -262,14 +261,17 @@ class SemanticMatch(beam.PTransform):
                 k=cfg.knn_k, min_cosine=self.job.min_cosine, exclude_same_document=cfg.knn_exclude_same_document,
                 with_neighbourhood=True)
         # One shard of the queries per bundle: a bundle's neighbours and pairs wait in the runner's heap on
-        # Flink until it ends (transforms/io/bundles.py). The count is of the queries before the shuffle,
-        # so that the progress step fuses with the searches instead of holding a partition of its own.
-        sharded = queries | "QueriesInShards" >> ShardedBundles(key=lambda r: r["id"])
+        # Flink until it ends (transforms/io/bundles.py). The shard step waits for the index (`ready`) and
+        # counts progress itself: a step that reads a side input would start a stage of its own.
+        side = {} if self.ready is None else {"ready": beam.pvalue.AsSingleton(self.ready)}
+        progress = None
         if self.with_progress:
-            n_queries = beam.pvalue.AsSingleton(queries | "CountQueries" >> beam.combiners.Count.Globally())
-            sharded = sharded | "KnnProgress" >> self.job.progress("knn", "queries", total=n_queries)
+            side["total"] = beam.pvalue.AsSingleton(queries | "CountQueries" >> beam.combiners.Count.Globally())
+            progress = self.job.progress("knn", "queries").dofn()
+        sharded = queries | "QueriesInShards" >> ShardedBundles(key=lambda r: r["id"], dofn=progress, gates=("ready",),
+                                                                **side)
         return sharded | "KnnSearch" >> KnnDuplicates(
-            self.job.es, ready=self.ready, k=cfg.knn_k, num_candidates=cfg.knn_num_candidates,
+            self.job.es, ready=None, k=cfg.knn_k, num_candidates=cfg.knn_num_candidates,
             min_cosine=self.job.min_cosine, exclude_same_document=cfg.knn_exclude_same_document,
             with_neighbourhood=True, exact_documents=cfg.exact_documents)
 

@@ -35,7 +35,7 @@ import numpy as np
 from pipelines.config import JobConfig
 from pipelines.stages import Job
 from transforms.incremental.state import band_query, es_id_of_unit, verified_band_pairs
-from transforms.io.elasticsearch import EsConnection
+from transforms.io.elasticsearch import EsConnection, msearch
 from transforms.io.elasticsearch_store import EsConfig, alias_target, pairs_index
 from transforms.io.neighbourhood_store import read_neighbourhoods
 from transforms.io.run_state import read_run_state
@@ -240,12 +240,7 @@ class DraftChecker:
         return hasher
 
     def _msearch(self, index: str, bodies: list[dict]) -> list[dict]:
-        if not bodies:
-            return []
-        searches = []
-        for body in bodies:
-            searches += [{"index": index}, body]
-        return self.client.msearch(searches=searches)["responses"]
+        return msearch(self.client, index, bodies)
 
     def _match(self, state: IndexState, draft_id: str, signed: list[dict], vectors: np.ndarray) -> tuple[list, dict]:
         job, cfg = state.job, state.job.cfg

@@ -146,6 +146,16 @@ def check_connection(conn: EsConnection, check: Optional[Callable] = None) -> di
         client.close()
 
 
+def msearch(client, index: str, bodies: list[dict]) -> list[dict]:
+    """One _msearch request of `bodies` (search bodies) against `index` -> their responses, in order."""
+    if not bodies:
+        return []
+    searches = []
+    for body in bodies:
+        searches += [{"index": index}, body]
+    return client.msearch(searches=searches)["responses"]
+
+
 def approx_source_bytes(source: dict) -> int:
     """Cheap estimate of a document's JSON size (a float of a vector serialises to ~20 bytes),
     for batching by bytes without serialising every document twice."""

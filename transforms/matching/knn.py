@@ -18,6 +18,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.io.batching import BatchingDoFn
+from transforms.io.elasticsearch import msearch
 from transforms.io.elasticsearch_store import DOC_VECTOR_FIELD, EsConfig
 from transforms.records import as_list, ordered_pair
 
@@ -51,10 +52,7 @@ class _KnnSearchFn(BatchingDoFn):
         self.widened = Metrics.counter("knn", "searches_widened_for_ties")
 
     def _msearch(self, bodies: list[dict]) -> list[dict]:
-        searches = []
-        for body in bodies:
-            searches += [{"index": self.config.physical_index}, body]
-        return self.client.msearch(searches=searches)["responses"]
+        return msearch(self.client, self.config.physical_index, bodies)
 
     def handle(self, batch):
         started = time.monotonic()
@@ -169,7 +167,8 @@ def widen_ties(msearch, recs: list[dict], results: list[dict], k: int, num_candi
 class KnnDuplicates(beam.PTransform):
     """Embedding dict -> Pair dict, deduplicated per (doc_a, doc_b).
 
-    `ready` is a singleton PCollection (e.g. RefreshIndex's output): searches start only after it.
+    `ready` is a singleton PCollection (e.g. RefreshIndex's output): searches start only after it;
+    None when the caller's own step already waits for the index (pipelines/stages.py SemanticMatch).
     """
 
     def __init__(self, config: EsConfig, *, ready, k: int = 10, num_candidates: int = 100,
@@ -187,13 +186,13 @@ class KnnDuplicates(beam.PTransform):
         self.batch_size = batch_size
 
     def expand(self, vectors):
+        gate = {} if self.ready is None else {"ready": beam.pvalue.AsSingleton(self.ready)}
         found = (vectors
                  | "Search" >> beam.ParDo(
                      _KnnSearchFn(self.config, self.k, self.num_candidates, self.min_cosine, self.batch_size,
                                   self.exclude_same_document, with_neighbours=self.with_neighbourhood,
                                   exact_documents=self.exact_documents),
-                     ready=beam.pvalue.AsSingleton(self.ready)).with_outputs(NEIGHBOURHOOD_TAG, NEIGHBOURS_TAG,
-                                                                             main="pairs"))
+                     **gate).with_outputs(NEIGHBOURHOOD_TAG, NEIGHBOURS_TAG, main="pairs"))
         pairs = (found["pairs"]
                  | "BestPerPair" >> beam.CombinePerKey(max)
                  | "ToPair" >> beam.Map(lambda kv: {"doc_a": kv[0][0], "doc_b": kv[0][1],

@@ -113,8 +113,13 @@ class Progress(beam.PTransform):
         self.stage, self.noun, self.total = stage, noun, total
         self.workers, self.interval_s, self.local = workers, interval_s, local
 
+    def dofn(self) -> beam.DoFn:
+        """The counting DoFn itself (element, total=None) -> element, for a step that must count inside
+        another one (transforms/io/bundles.py); `total` then comes as that step's side input."""
+        return _ProgressFn(self.stage, self.noun, self.interval_s, self.workers, self.local)
+
     def expand(self, pcoll):
-        fn = _ProgressFn(self.stage, self.noun, self.interval_s, self.workers, self.local)
+        fn = self.dofn()
         if self.total is None:
             return pcoll | "Count" >> beam.ParDo(fn)
         return pcoll | "Count" >> beam.ParDo(fn, total=self.total)

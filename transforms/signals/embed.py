@@ -230,8 +230,11 @@ class EmbedTexts(beam.PTransform):
     def __init__(self, model_spec: str = DEFAULT_MODEL, *, batch_size: int = 0, min_batch_size: int = 1024,
                  max_batch_size: int = 4096, device: Optional[str] = None, torch_threads: Optional[int] = None,
                  long_texts: str = "chunk", precision: str = "fp32", backend: str = "torch",
-                 fixed_groups: bool = True):
+                 fixed_groups: bool = True, progress=None):
+        """progress: a transforms.reporting.progress.Progress, counting the groups as they are encoded
+        (fixed_groups; total: the number of groups), or the vectors otherwise."""
         super().__init__()
+        self.progress = progress
         self.model_spec = model_spec
         self.group_size = max(1, min_batch_size)
         self.fixed_groups = fixed_groups
@@ -249,25 +252,33 @@ class EmbedTexts(beam.PTransform):
             return {"id": key, "vector": np.asarray(vector, dtype=np.float32), "model": model, "backend": ran}
 
         if not self.fixed_groups:
-            return (keyed_texts
-                    | "RunInference" >> RunInference(self.handler)
-                    | "ToEmbedding" >> beam.MapTuple(lambda key, result: to_record(key, result.inference,
-                                                                                   result.model_id)))
+            out = (keyed_texts
+                   | "RunInference" >> RunInference(self.handler)
+                   | "ToEmbedding" >> beam.MapTuple(lambda key, result: to_record(key, result.inference,
+                                                                                  result.model_id)))
+            return out if self.progress is None else out | "Progress" >> self.progress
         group_size = self.group_size
-        n_texts = beam.pvalue.AsSingleton(keyed_texts | "CountTexts" >> beam.combiners.Count.Globally())
+        count = keyed_texts | "CountTexts" >> beam.combiners.Count.Globally()
 
         def deal(kv, n):
             """(key, text) -> (group number, (key, text)); ceil(n / group_size) groups."""
             return _stable_key_hash(kv[0]) % max(1, -(-n // group_size)), kv
 
-        def sort_group(kv):
-            return sorted(kv[1], key=lambda item: (item[1], _stable_key_hash(item[0])))
+        def sort_group(group):
+            return sorted(group, key=lambda item: (item[1], _stable_key_hash(item[0])))
 
+        # One group per bundle on Flink, whose batch runner holds a bundle's vectors in its heap. Progress
+        # is counted in that step: a step of its own would read its total as a side input, and a step
+        # that reads a side input starts a stage of its own.
+        if self.progress is None:
+            one_group = OneBundlePerKey(lambda group: [group])
+        else:
+            n_groups = count | "CountGroups" >> beam.Map(lambda n: max(1, -(-n // group_size)))
+            one_group = OneBundlePerKey(dofn=self.progress.dofn(), total=beam.pvalue.AsSingleton(n_groups))
         return (keyed_texts
-                | "DealIntoGroups" >> beam.Map(deal, n_texts).with_output_types(Tuple[int, Any])
+                | "DealIntoGroups" >> beam.Map(deal, beam.pvalue.AsSingleton(count)).with_output_types(Tuple[int, Any])
                 | "GroupTexts" >> beam.GroupByKey()
-                # One group per bundle on Flink, whose batch runner holds a bundle's vectors in its heap.
-                | "OneGroupPerBundle" >> OneBundlePerKey()
+                | "OneGroupPerBundle" >> one_group
                 | "SortGroup" >> beam.Map(sort_group)
                 | "RunInference" >> RunInference(self.handler)
                 | "ToEmbedding" >> beam.FlatMap(lambda result: [to_record(k, v, result.model_id)

@@ -28,6 +28,8 @@ from typing import Container, Iterable, Optional
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from transforms.io.bundles import ShardedBundles
+
 UNIT_TYPES = ("document", "paragraph", "sentence")
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
 _OPENING_MARK = re.compile(r"(?<=[.!?…»\"”)])\s+(?=[¿¡])")
@@ -141,10 +143,13 @@ def is_matchable(unit: dict, match_units, min_passage_chars: int) -> bool:
 class SplitUnits(beam.PTransform):
     """Document dict -> Unit dicts of the requested types (see module docstring)."""
 
-    def __init__(self, unit_types: Iterable[str] = ("document",), min_chars: int = 40, templates=None):
-        """templates: None, or an AsDict side input {paragraph key: documents} of template paragraphs."""
+    def __init__(self, unit_types: Iterable[str] = ("document",), min_chars: int = 40, templates=None,
+                 sharded: bool = False):
+        """templates: None, or an AsDict side input {paragraph key: documents} of template paragraphs.
+        sharded: split in shards of documents, one per bundle (transforms/io/bundles.py), for a
+        runner that would otherwise hold a whole partition's units in its heap."""
         super().__init__()
-        self.templates = templates
+        self.templates, self.sharded = templates, sharded
         self.unit_types = tuple(unit_types)
         unknown = set(self.unit_types) - set(UNIT_TYPES)
         if unknown or not self.unit_types:
@@ -167,6 +172,7 @@ class SplitUnits(beam.PTransform):
                     template_units.inc()
             return units
 
-        if self.templates is None:
-            return docs | "Split" >> beam.FlatMap(split)
-        return docs | "Split" >> beam.FlatMap(split, templates=self.templates)
+        side = {} if self.templates is None else {"templates": self.templates}
+        if self.sharded:
+            return docs | "Split" >> ShardedBundles(key=lambda d: d["id"], fn=split, **side)
+        return docs | "Split" >> beam.FlatMap(split, **side)
