@@ -206,7 +206,7 @@ class SignAndEmbed(beam.PTransform):
                               max_batch_size=cfg.embed_max_batch, device=cfg.device or None,
                               precision=cfg.embed_precision, backend=cfg.embed_backend,
                               torch_threads=cfg.torch_threads or None, long_texts=cfg.long_texts,
-                              progress=self.job.progress("embed", "groups of texts"))
+                              progress=self.job.progress("embed", "groups"))
         keyed = signed | "KeyForEmbedding" >> beam.Map(embedding_key)
         if cfg.embed_distinct_texts:  # each distinct text is encoded once: copies share its vector
             embedded = keyed | "Embed" >> EmbedDistinctTexts(embedder)

@@ -59,18 +59,19 @@ def progress_line(stage: str, noun: str, done: int, elapsed_s: float, total: Opt
     if elapsed_s <= 0:
         return f"progress {stage}: started" + (f" ({total:,} {noun} in all)" if total else "")
     rate = done / elapsed_s
+    speed = f"{rate:.1f}/s" if rate >= 1 else f"{rate * 60:.1f}/min"  # an encode group takes seconds
     if workers == 1:
         if not total:
-            return f"progress {stage}: {done:,} {noun}, {rate:.1f}/s"
+            return f"progress {stage}: {done:,} {noun}, {speed}"
         left = f", {_minutes(max(0, total - done) / rate)}" if rate else ""
-        return f"progress {stage}: {done:,} of {total:,} {noun} ({done / total:.0%}), {rate:.1f}/s{left}"
+        return f"progress {stage}: {done:,} of {total:,} {noun} ({done / total:.0%}), {speed}{left}"
     tail = ""
     if total and workers > 1:
         left = f", {_minutes(max(0.0, total / workers - done) / rate)}" if rate else ""
         tail = f" (~{min(total, done * workers):,} of {total:,} across {workers} workers{left})"
     elif total:
         tail = f" ({total:,} in all)"
-    return f"progress {stage} [pid {os.getpid()}]: {done:,} {noun} in this worker, {rate:.1f}/s{tail}"
+    return f"progress {stage} [pid {os.getpid()}]: {done:,} {noun} in this worker, {speed}{tail}"
 
 
 class _ProgressFn(beam.DoFn):

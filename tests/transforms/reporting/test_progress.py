@@ -15,6 +15,11 @@ def test_line_gives_count_total_rate_and_time_left():
     assert progress_line("embed", "units", 1, 0.0, 10) == "progress embed: started (10 units in all)"
 
 
+def test_a_slow_stage_gives_its_rate_per_minute():
+    assert progress_line("embed", "groups", 3, 120.0, 12, 1) == \
+        "progress embed: 3 of 12 groups (25%), 1.5/min, ~6 min left"
+
+
 def test_line_of_one_of_several_workers_estimates_all_of_them():
     line = progress_line("embed", "units", 1000, 100.0, 8000, 2)
     assert "1,000 units in this worker, 10.0/s" in line
