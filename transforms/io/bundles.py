@@ -5,11 +5,13 @@ and takes a bundle's output from the SDK worker only once the worker has finishe
 until then it waits in the TaskManager's heap. A stage whose output grows with its input (splitting
 documents into signed units: ~58 KB per page) then needs a heap that grows with the corpus. The
 same runner runs a *stateful* stage as one bundle per key (a sorted group-reduce, spilled to disk
-by Flink). `OneBundlePerKey` is a stateful pass-through: the stage that starts with it, and every
-transform fused after it, run one key at a time there. Elsewhere it is a keyed shuffle and nothing
-more: the elements, and so the results, are the same on every runner.
+by Flink). `OneBundlePerKey` is a stateful step: the stage that starts with it, and every transform
+fused after it, run one key at a time there. A transform that reads a side input never fuses into
+a stage (it starts a whole-partition stage of its own), so such a step is done by the stateful step
+itself (`fn` / `dofn` with keyword side inputs; `gates`: side inputs only waited for). Elsewhere it
+is a keyed shuffle and nothing more: the elements, and so the results, are the same on every runner.
 
-    docs | "AwaitTemplates" >> ShardedBundles(key=lambda d: d["id"]) | "SplitUnits" >> SplitUnits(...)
+    docs | ShardedBundles(key=lambda d: d["id"], fn=split, templates=beam.pvalue.AsDict(t))
     texts | beam.GroupByKey() | OneBundlePerKey() | beam.Map(encode_group)
 """
 from __future__ import annotations
